@@ -1,0 +1,1 @@
+//! Admin owns the operator endpoints: /config_dump, /clusters, /stats/prometheus, readiness.

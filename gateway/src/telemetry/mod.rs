@@ -1,0 +1,1 @@
+//! Telemetry owns Istio's standard metrics and the access log.

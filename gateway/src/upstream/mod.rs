@@ -1,0 +1,1 @@
+//! Upstream owns clusters at runtime: endpoints, load balancing, connection pools, outlier detection.

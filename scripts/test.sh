@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The project's test command: everything a change must pass.
+# Usage: ./scripts/test.sh            (from the repository root)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# RUSTUP_AUTO_INSTALL=0 on some machines: add the plugin target explicitly (a no-op when present).
+rustup target add wasm32-wasip1 >/dev/null
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace
