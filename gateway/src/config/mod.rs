@@ -4,6 +4,7 @@
 
 pub mod diagnostic;
 pub mod duration;
+pub mod hosts;
 pub mod load;
 pub mod resources;
 pub mod yaml;
