@@ -7,6 +7,7 @@ pub mod duration;
 pub mod hosts;
 pub mod load;
 pub mod resources;
+pub mod watch;
 pub mod yaml;
 
 use std::path::PathBuf;
