@@ -238,10 +238,12 @@ fn credential_source(
 ) -> Result<Option<CredentialSource>, TlsError> {
     match policy.mode {
         ServerTlsMode::Passthrough | ServerTlsMode::AutoPassthrough => return Ok(None),
-        ServerTlsMode::IstioMutual => return Err(TlsError::Config(format!(
+        ServerTlsMode::IstioMutual => {
+            return Err(TlsError::Config(format!(
             "server #{index}: ISTIO_MUTUAL uses the mesh workload certificate, not a credential; \
                  terminate it with mesh::server_config"
-        ))),
+        )))
+        }
         ServerTlsMode::Simple | ServerTlsMode::Mutual | ServerTlsMode::OptionalMutual => {}
     }
     if let Some(name) = &policy.credential_name {
