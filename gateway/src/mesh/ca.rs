@@ -261,6 +261,7 @@ impl MeshCa {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -79,6 +79,7 @@ pub fn effective_mtls_mode_in(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -125,6 +125,7 @@ pub fn spiffe_id_from_cert(der: &[u8]) -> Option<SpiffeId> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -329,5 +329,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for PrefixedStream<S> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 #[path = "client_hello_tests.rs"]
 mod tests;

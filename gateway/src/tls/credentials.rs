@@ -343,6 +343,7 @@ fn stamp(path: &Path) -> Option<FileStamp> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

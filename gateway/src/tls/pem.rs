@@ -59,6 +59,7 @@ pub fn read_roots(path: &Path) -> Result<RootCertStore, TlsError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -59,6 +59,7 @@ fn ip_from_octets(octets: &[u8]) -> Option<IpAddr> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

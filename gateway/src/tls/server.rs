@@ -98,7 +98,9 @@ impl SniAcceptor {
                 cached: Mutex::new(None),
             });
         }
-        acceptor.suffixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        acceptor
+            .suffixes
+            .sort_by_key(|(suffix, _)| std::cmp::Reverse(suffix.len()));
         Ok(acceptor)
     }
 
@@ -314,6 +316,7 @@ impl ResolvesServerCert for FixedCert {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
