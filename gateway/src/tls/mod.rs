@@ -40,7 +40,7 @@ pub fn provider() -> Arc<CryptoProvider> {
         .clone()
 }
 
-/// `DEFAULT_ALPN` as the owned list rustls configs hold.
+/// ALPN names as the owned list rustls configs hold.
 pub(crate) fn alpn_list(alpn: &[&[u8]]) -> Vec<Vec<u8>> {
     alpn.iter().map(|p| p.to_vec()).collect()
 }
