@@ -1,6 +1,7 @@
 //! The upstream response body: hyper's body plus the request's place in the cluster's
 //! counters, released when the body ends or is dropped (so least-request, circuit
-//! breaking and idle timeouts see requests that are still streaming).
+//! breaking and idle timeouts see requests that are still streaming). An HTTP/1.1
+//! connection returns to its pool the moment its response body ends.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -24,9 +25,19 @@ impl UpstreamBody {
         }
     }
 
-    /// The bare hyper body; the request stops counting as active now.
-    pub fn into_incoming(self) -> Incoming {
-        self.inner
+    fn finish(&mut self) {
+        if let Some(active) = self.active.take() {
+            active.complete();
+        }
+    }
+}
+
+impl Drop for UpstreamBody {
+    /// An empty body (HEAD, 204, `content-length: 0`) is complete without being read.
+    fn drop(&mut self) {
+        if self.inner.is_end_stream() {
+            self.finish();
+        }
     }
 }
 
@@ -47,8 +58,10 @@ impl Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(None | Some(Err(_))) = &polled {
-            self.active = None;
+        match &polled {
+            Poll::Ready(None) => self.finish(),
+            Poll::Ready(Some(Err(_))) => self.active = None,
+            _ => {}
         }
         polled
     }

@@ -13,7 +13,7 @@ use crate::router::snapshot::{Cluster, ClusterName, LoadBalancerPolicy};
 use super::endpoint::{now_ms, EndpointState};
 use super::error::{OverflowKind, UpstreamError};
 use super::hash::Ring;
-use super::pool::ConnShared;
+use super::pool::{ConnShared, H1Conn};
 
 /// Endpoints in snapshot order plus the structures derived from them.
 pub(crate) struct EndpointSet {
@@ -168,6 +168,7 @@ impl ClusterState {
             cluster: self.clone(),
             endpoint: None,
             conn: None,
+            h1: None,
         })
     }
 
@@ -252,6 +253,8 @@ pub(crate) struct ActiveRequest {
     pub cluster: Arc<ClusterState>,
     pub endpoint: Option<Arc<EndpointState>>,
     pub conn: Option<Arc<ConnShared>>,
+    /// The HTTP/1.1 connection carrying the response, with whether it must retire.
+    pub h1: Option<(H1Conn, bool)>,
 }
 
 impl ActiveRequest {
@@ -261,10 +264,28 @@ impl ActiveRequest {
         self.endpoint = Some(ep.clone());
     }
 
+    /// Counts the request on `conn` (replacing a connection it was counted on before).
     pub fn bind_conn(&mut self, conn: &Arc<ConnShared>) {
         conn.active.fetch_add(1, Ordering::Relaxed);
-        self.conn = Some(conn.clone());
+        if let Some(old) = self.conn.replace(conn.clone()) {
+            release_conn(&old);
+        }
     }
+
+    /// The response was read to the end: its HTTP/1.1 connection goes back to the pool
+    /// now, so the caller's next request finds it. Otherwise (body dropped early) the
+    /// connection is dropped with the request and hyper closes it.
+    pub fn complete(mut self) {
+        if let (Some((conn, false)), Some(ep)) = (self.h1.take(), self.endpoint.as_ref()) {
+            ep.pool.put_idle_h1(conn);
+            self.cluster.released.notify_waiters();
+        }
+    }
+}
+
+fn release_conn(conn: &ConnShared) {
+    conn.last_idle.store(now_ms(), Ordering::Relaxed);
+    conn.active.fetch_sub(1, Ordering::AcqRel);
 }
 
 impl Drop for ActiveRequest {
@@ -274,8 +295,7 @@ impl Drop for ActiveRequest {
             ep.rq_active.fetch_sub(1, Ordering::Relaxed);
         }
         if let Some(conn) = &self.conn {
-            conn.last_idle.store(now_ms(), Ordering::Relaxed);
-            conn.active.fetch_sub(1, Ordering::AcqRel);
+            release_conn(conn);
         }
     }
 }

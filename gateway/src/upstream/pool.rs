@@ -78,15 +78,18 @@ impl EndpointPool {
     }
 
     /// The most recently used idle connection that is still open (LIFO keeps the
-    /// working set small so the rest can time out).
-    pub fn take_idle_h1(&self) -> Option<H1Conn> {
-        let mut idle = self.idle();
-        while let Some(conn) = idle.pop() {
-            if conn.sender.is_ready() && !conn.shared.retired.load(Ordering::Acquire) {
+    /// working set small so the rest can time out). A connection whose response just
+    /// ended may need a moment before hyper takes the next request: wait for that.
+    pub async fn take_idle_h1(&self) -> Option<H1Conn> {
+        loop {
+            let mut conn = self.idle().pop()?;
+            if conn.sender.is_closed() || conn.shared.retired.load(Ordering::Acquire) {
+                continue;
+            }
+            if conn.sender.is_ready() || conn.sender.ready().await.is_ok() {
                 return Some(conn);
             }
         }
-        None
     }
 
     pub fn put_idle_h1(&self, conn: H1Conn) {

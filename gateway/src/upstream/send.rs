@@ -166,7 +166,7 @@ impl Exchange<'_> {
             match conn.sender.try_send_request(req).await {
                 Ok(resp) => {
                     let info = self.info(&conn.shared, Version::HTTP_11, reused);
-                    self.release_h1_when_ready(conn, retire);
+                    active.h1 = Some((conn, retire));
                     return Ok((resp.map(|b| UpstreamBody::new(b, active)), info));
                 }
                 Err(mut e) => match e.take_message() {
@@ -182,18 +182,6 @@ impl Exchange<'_> {
         })
     }
 
-    /// Back to the pool once the response has been read to the end.
-    fn release_h1_when_ready(&self, mut conn: H1Conn, retire: bool) {
-        let ep = self.ep.clone();
-        let state = self.state.clone();
-        tokio::spawn(async move {
-            if conn.sender.ready().await.is_ok() && !retire {
-                ep.pool.put_idle_h1(conn);
-                state.released.notify_waiters();
-            }
-        });
-    }
-
     async fn acquire_h1(&self) -> Result<(H1Conn, bool), UpstreamError> {
         let policy = &self.cluster.policy;
         let mut pending: Option<PendingGuard> = None;
@@ -201,7 +189,7 @@ impl Exchange<'_> {
             let released = self.state.released.notified();
             tokio::pin!(released);
             released.as_mut().enable();
-            if let Some(conn) = self.ep.pool.take_idle_h1() {
+            if let Some(conn) = self.ep.pool.take_idle_h1().await {
                 return Ok((conn, true));
             }
             if let Some(slot) = self
