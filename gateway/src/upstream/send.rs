@@ -59,6 +59,7 @@ pub(crate) async fn send(
         ep: &ep,
         tls,
         dispatched: AtomicBool::new(false),
+        caller_fault: AtomicBool::new(false),
     };
     let attempt = async {
         if want_h2 {
@@ -90,12 +91,13 @@ pub(crate) async fn send(
             Ok((resp, info))
         }
         Err(e) => {
-            if matches!(
+            let upstream_failed = matches!(
                 e,
                 UpstreamError::ConnectFailure { .. }
                     | UpstreamError::Reset { .. }
                     | UpstreamError::ConnectionTermination { .. }
-            ) {
+            );
+            if upstream_failed && !exchange.caller_fault.load(Ordering::Acquire) {
                 state.record(&ep, Outcome::LocalFailure);
             }
             Err(e)
@@ -109,6 +111,9 @@ struct Exchange<'a> {
     ep: &'a Arc<EndpointState>,
     tls: &'a dyn UpstreamTlsConnector,
     dispatched: AtomicBool,
+    /// The request body failed (the downstream client went away mid-upload): not the
+    /// endpoint's fault, so outlier detection does not hear of it.
+    caller_fault: AtomicBool,
 }
 
 type Exchanged = (Response<UpstreamBody>, UpstreamInfo);
@@ -120,6 +125,13 @@ impl Exchange<'_> {
             .idle_timeout
             .filter(|d| !d.is_zero())
             .unwrap_or(DEFAULT_IDLE_TIMEOUT)
+    }
+
+    fn failed(&self, e: hyper::Error) -> UpstreamError {
+        if e.is_user() {
+            self.caller_fault.store(true, Ordering::Release);
+        }
+        classify(&self.ep.address, e)
     }
 
     /// Counts this request as pending once (it stays so until a connection is had).
@@ -172,7 +184,7 @@ impl Exchange<'_> {
                 Err(mut e) => match e.take_message() {
                     // Never written: the server had closed the idle connection.
                     Some(unsent) => req = unsent,
-                    None => return Err(classify(&self.ep.address, e.into_error())),
+                    None => return Err(self.failed(e.into_error())),
                 },
             }
         }
@@ -229,7 +241,7 @@ impl Exchange<'_> {
                         conn.shared.retired.store(true, Ordering::Release);
                         req = unsent;
                     }
-                    None => return Err(classify(&self.ep.address, e.into_error())),
+                    None => return Err(self.failed(e.into_error())),
                 },
             }
         }
@@ -329,8 +341,37 @@ fn origin_form(req: &mut Request<RequestBody>, endpoint: &str) {
     *req.version_mut() = Version::HTTP_11;
 }
 
-/// HTTP/2 carries the authority in `:authority` (taken from `Host`, which h2 drops).
+/// Headers HTTP/2 forbids (RFC 9113 §8.2.2); h2 refuses a request carrying any.
+const CONNECTION_SPECIFIC: [&str; 5] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// HTTP/2 carries the authority in `:authority` (taken from `Host`, which h2 drops),
+/// and no connection-specific headers (`te` only as `trailers`).
 fn absolute_form(req: &mut Request<RequestBody>, scheme: &str, endpoint: &str) {
+    let headers = req.headers_mut();
+    let named: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect();
+    for name in CONNECTION_SPECIFIC
+        .iter()
+        .copied()
+        .chain(named.iter().map(String::as_str))
+    {
+        headers.remove(name);
+    }
+    if headers.get(header::TE).is_some_and(|te| te != "trailers") {
+        headers.remove(header::TE);
+    }
     let authority = req
         .headers_mut()
         .remove(header::HOST)

@@ -188,3 +188,49 @@ async fn no_headers_within_the_timeout_is_ut() {
     assert_eq!(host_stat(&mgr, &addr, "rq_timeout"), "1");
     assert!(eventually(|| host_stat(&mgr, &addr, "rq_active") == "0").await);
 }
+
+#[tokio::test]
+async fn a_failing_request_body_is_not_held_against_the_endpoint() {
+    use bytes::Bytes;
+    use futures_util::stream;
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+    use meshgate::router::snapshot::{LoadBalancerPolicy, OutlierPolicy};
+
+    let b = Backend::start().await;
+    let policy = ClusterPolicy {
+        lb: LoadBalancerPolicy::RoundRobin,
+        outlier: Some(OutlierPolicy {
+            consecutive_5xx: 1,
+            consecutive_gateway_errors: 1,
+            interval: Duration::from_secs(10),
+            base_ejection_time: Duration::from_secs(60),
+            max_ejection_percent: 100,
+            min_health_percent: 0,
+        }),
+        ..Default::default()
+    };
+    let c = http1(&[b.addr], policy);
+    let mgr = manager_with(&[&c]);
+    for _ in 0..3 {
+        let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = vec![
+            Ok(Frame::data(Bytes::from_static(b"partial"))),
+            Err(std::io::Error::other("downstream client went away")),
+        ];
+        let req = http::Request::post("/upload")
+            .header("host", "httpbin.example.com")
+            .body(StreamBody::new(stream::iter(frames)))
+            .unwrap();
+        let e = mgr
+            .send(&c, req, &SendContext::default())
+            .await
+            .err()
+            .expect("the body failed");
+        assert_eq!(e.flag(), "UC");
+    }
+    assert_eq!(
+        host_stat(&mgr, &b.addr.to_string(), "health_flags"),
+        "healthy"
+    );
+    assert_eq!(get(&mgr, &c, "/").await.unwrap().status, 200);
+}

@@ -266,3 +266,27 @@ async fn tls_name_mismatch_is_a_connect_failure_that_says_why() {
     // subjectAltNames replaces the SNI as the name the certificate must carry.
     assert_eq!(get(&mgr, &good_san, "/").await.unwrap().status, 200);
 }
+
+#[tokio::test]
+async fn http1_only_headers_are_dropped_towards_h2() {
+    let b = Backend::start().await;
+    let eps = vec![endpoint(b.addr.to_string())];
+    let c = cluster(
+        "outbound|80||h2-clean",
+        eps,
+        UpstreamProtocol::Http2,
+        ClusterPolicy::default(),
+    );
+    let mgr = manager_with(&[&c]);
+    let headers = [
+        ("connection", "keep-alive, x-hop"),
+        ("keep-alive", "timeout=5"),
+        ("x-hop", "1"),
+        ("upgrade", "websocket"),
+        ("te", "gzip"),
+    ];
+    let a = get_with(&mgr, &c, "/", &headers, &SendContext::default())
+        .await
+        .unwrap();
+    assert_eq!((a.status.as_u16(), a.version.as_str()), (200, "HTTP/2.0"));
+}
