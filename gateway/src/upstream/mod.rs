@@ -6,16 +6,19 @@
 
 mod admin;
 mod body;
+mod checkout;
 mod cluster;
 mod connect;
 mod endpoint;
 mod error;
+mod guards;
 mod hash;
 mod lb;
 mod outlier;
 mod pool;
 mod send;
 mod tls;
+mod wire;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -32,12 +35,12 @@ use http_body_util::BodyExt;
 use crate::router::snapshot::{Cluster, ClusterName, Endpoint, LoadBalancerPolicy};
 
 pub use body::UpstreamBody;
-pub use cluster::RetryGuard;
 pub use connect::{
     BoxFuture, BoxedIo, TlsStream, UpstreamConnection, UpstreamStream, UpstreamTlsConnector,
     DEFAULT_CONNECT_TIMEOUT,
 };
 pub use error::{OverflowKind, UpstreamError};
+pub use guards::RetryGuard;
 pub use pool::DEFAULT_IDLE_TIMEOUT;
 pub use tls::BuiltinTlsConnector;
 

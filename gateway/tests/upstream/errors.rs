@@ -224,8 +224,7 @@ async fn a_failing_request_body_is_not_held_against_the_endpoint() {
         let e = mgr
             .send(&c, req, &SendContext::default())
             .await
-            .err()
-            .expect("the body failed");
+            .expect_err("the body failed");
         assert_eq!(e.flag(), "UC");
     }
     assert_eq!(
