@@ -52,7 +52,12 @@ pub(crate) fn write_cluster(out: &mut String, state: &ClusterState) {
     ] {
         let _ = writeln!(out, "{name}::{key}::{value}");
     }
-    for ep in set.list.iter() {
+    let original_dst: Vec<_> = state
+        .original_dst
+        .iter()
+        .map(|e| e.value().clone())
+        .collect();
+    for ep in set.list.iter().chain(original_dst.iter()) {
         let host = format!("{name}::{}", ep.address);
         let s = &ep.stats;
         for (key, value) in [

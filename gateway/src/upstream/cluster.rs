@@ -2,10 +2,12 @@
 //! schedule and hash ring built once per update), circuit-breaker counters, and the
 //! guards that keep those counters exact whichever way a request ends.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
+use dashmap::DashMap;
 use tokio::sync::Notify;
 
 use crate::router::snapshot::{Cluster, ClusterName, LoadBalancerPolicy};
@@ -100,6 +102,8 @@ pub(crate) struct ClusterState {
     /// Serialises ejection decisions so `maxEjectionPercent` holds under concurrency.
     pub eject_lock: Mutex<()>,
     pub stats: ClusterStats,
+    /// PASSTHROUGH clusters: endpoints made on demand per original destination.
+    pub original_dst: DashMap<SocketAddr, Arc<EndpointState>>,
 }
 
 /// Istio treats 0 as "not set" for every connection-pool limit.
@@ -125,6 +129,7 @@ impl ClusterState {
             released: Notify::new(),
             eject_lock: Mutex::new(()),
             stats: ClusterStats::default(),
+            original_dst: DashMap::new(),
         })
     }
 
@@ -153,6 +158,11 @@ impl ClusterState {
             )
             .collect();
         self.config.store(cluster.clone());
+        if reset_pools {
+            self.original_dst.clear();
+        } else {
+            self.forget_idle_original_dst();
+        }
         self.endpoints
             .store(Arc::new(EndpointSet::build(list, &cluster.policy.lb)));
         self.released.notify_waiters();

@@ -2,13 +2,69 @@
 //! random and ring hash, over the endpoints that are not ejected — or over all of
 //! them in panic mode (healthy share below `minHealthPercent`).
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
-use crate::router::snapshot::LoadBalancerPolicy;
+use crate::router::snapshot::{Cluster, Endpoint, LoadBalancerPolicy};
 
 use super::cluster::{ClusterState, EndpointSet};
-use super::endpoint::now_ms;
+use super::endpoint::{now_ms, EndpointState};
 use super::error::UpstreamError;
+
+/// Original-destination endpoints kept at most; idle ones are forgotten beyond this.
+const MAX_ORIGINAL_DST: usize = 1024;
+
+impl ClusterState {
+    /// The endpoint for one request or connection. PASSTHROUGH clusters go to the
+    /// downstream's original destination (Envoy's ORIGINAL_DST cluster) when known.
+    pub fn choose(
+        &self,
+        cfg: &Cluster,
+        hash: Option<u64>,
+        original_dst: Option<SocketAddr>,
+    ) -> Result<Arc<EndpointState>, UpstreamError> {
+        if let (LoadBalancerPolicy::Passthrough, Some(dst)) = (&cfg.policy.lb, original_dst) {
+            return Ok(self.original_dst_endpoint(dst));
+        }
+        let set = self.endpoints.load();
+        let min_health = cfg
+            .policy
+            .outlier
+            .as_ref()
+            .map_or(0, |o| o.min_health_percent);
+        let idx = pick(self, &set, &cfg.policy.lb, min_health, hash)?;
+        Ok(set.list[idx].clone())
+    }
+
+    /// State per original destination, created on first use so its connections are
+    /// pooled like any endpoint's; bounded by dropping idle ones.
+    fn original_dst_endpoint(&self, dst: SocketAddr) -> Arc<EndpointState> {
+        if let Some(ep) = self.original_dst.get(&dst) {
+            return ep.clone();
+        }
+        if self.original_dst.len() >= MAX_ORIGINAL_DST {
+            self.forget_idle_original_dst();
+        }
+        self.original_dst
+            .entry(dst)
+            .or_insert_with(|| {
+                EndpointState::new(&Endpoint {
+                    address: dst.to_string(),
+                    labels: Default::default(),
+                    weight: 1,
+                    service_account: None,
+                })
+            })
+            .clone()
+    }
+
+    pub fn forget_idle_original_dst(&self) {
+        self.original_dst.retain(|_, ep| {
+            ep.rq_active.load(Ordering::Relaxed) > 0 || ep.cx_active.load(Ordering::Relaxed) > 0
+        });
+    }
+}
 
 /// Picks an index into `set.list`. `hash` is the consistent-hash key, if any; without
 /// one a hashing cluster picks at random, as Envoy does.

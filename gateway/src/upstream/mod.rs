@@ -62,6 +62,9 @@ pub struct SendContext {
     /// Response headers must arrive within this (route or per-try timeout) or the
     /// attempt ends with `UpstreamError::Timeout` (504 UT).
     pub timeout: Option<Duration>,
+    /// The destination the downstream connection was addressed to (sidecar capture's
+    /// `SO_ORIGINAL_DST`): PASSTHROUGH clusters connect there.
+    pub original_dst: Option<SocketAddr>,
 }
 
 /// Where a request went.
@@ -174,20 +177,13 @@ impl ClusterManager {
                 reason: reason.clone(),
             });
         }
-        let set = state.endpoints.load_full();
         let hash = match &cfg.policy.lb {
             LoadBalancerPolicy::ConsistentHash(_) => ctx
                 .source_addr
                 .map(|a| hash::stable_hash(&[a.ip().to_string().as_bytes()])),
             _ => None,
         };
-        let min_health = cfg
-            .policy
-            .outlier
-            .as_ref()
-            .map_or(0, |o| o.min_health_percent);
-        let idx = lb::pick(&state, &set, &cfg.policy.lb, min_health, hash)?;
-        let ep = set.list[idx].clone();
+        let ep = state.choose(&cfg, hash, ctx.original_dst)?;
         let max = limit(cfg.policy.max_connections);
         let Some(slot) = state.reserve_connection(&ep, max) else {
             return Err(state.overflow(OverflowKind::MaxConnections, max));

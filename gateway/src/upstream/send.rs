@@ -15,7 +15,6 @@ use super::connect::UpstreamTlsConnector;
 use super::endpoint::EndpointState;
 use super::error::UpstreamError;
 use super::hash::{hash_key, HashKey};
-use super::lb;
 use super::outlier::Outcome;
 use super::pool::{self, DEFAULT_IDLE_TIMEOUT};
 use super::wire::{absolute_form, classify, origin_form};
@@ -39,14 +38,11 @@ pub(crate) async fn send(
     }
     let policy = &cluster.policy;
     let mut active = state.start_request(limit(policy.max_requests))?;
-    let set = state.endpoints.load_full();
     let key = match &policy.lb {
         LoadBalancerPolicy::ConsistentHash(hp) => hash_key(hp, req.headers(), req.uri(), ctx),
         _ => HashKey::default(),
     };
-    let min_health = policy.outlier.as_ref().map_or(0, |o| o.min_health_percent);
-    let idx = lb::pick(state, &set, &policy.lb, min_health, key.hash)?;
-    let ep = set.list[idx].clone();
+    let ep = state.choose(&cluster, key.hash, ctx.original_dst)?;
     active.bind_endpoint(&ep);
 
     let want_h2 = match cluster.protocol {

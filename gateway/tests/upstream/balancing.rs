@@ -274,3 +274,38 @@ async fn source_ip_and_query_parameter_hashes_stick() {
         }
     }
 }
+
+#[tokio::test]
+async fn passthrough_goes_to_the_original_destination() {
+    let bs = backends(2).await;
+    let c = cluster(
+        "PassthroughCluster",
+        Vec::new(),
+        UpstreamProtocol::Http1,
+        lb(LoadBalancerPolicy::Passthrough),
+    );
+    let mgr = manager_with(&[&c]);
+    for b in &bs {
+        let ctx = SendContext {
+            original_dst: Some(b.addr),
+            ..Default::default()
+        };
+        for _ in 0..3 {
+            let a = get_with(&mgr, &c, "/", &[], &ctx).await.unwrap();
+            assert_eq!(a.info.endpoint.address, b.addr.to_string());
+        }
+        assert_eq!(
+            (b.requests(), b.accepts()),
+            (3, 1),
+            "pooled per destination"
+        );
+        let (_conn, info) = mgr.connect_tcp(&c, &ctx).await.unwrap();
+        assert_eq!(info.peer_addr, Some(b.addr));
+    }
+    assert_eq!(host_stat(&mgr, &bs[0].addr.to_string(), "rq_total"), "3");
+    let e = get(&mgr, &c, "/")
+        .await
+        .err()
+        .expect("no original destination, no endpoints");
+    assert_eq!(e.flag(), "UH");
+}
