@@ -18,6 +18,9 @@ use super::RequestBody;
 /// Istio's default `idleTimeout`.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 
+/// How long a checkout waits for a just-released HTTP/1.1 connection to take requests.
+const READY_GRACE: Duration = Duration::from_millis(50);
+
 /// What requests on one connection share.
 pub(crate) struct ConnShared {
     /// Requests ever sent on it (for `maxRequestsPerConnection`).
@@ -86,7 +89,12 @@ impl EndpointPool {
             if conn.sender.is_closed() || conn.shared.retired.load(Ordering::Acquire) {
                 continue;
             }
-            if conn.sender.is_ready() || conn.sender.ready().await.is_ok() {
+            if conn.sender.is_ready() {
+                return Some(conn);
+            }
+            // Normally a matter of hyper's connection task running once; a connection
+            // still busy (its request body outlived the response) is let go instead.
+            if let Ok(Ok(())) = tokio::time::timeout(READY_GRACE, conn.sender.ready()).await {
                 return Some(conn);
             }
         }
