@@ -433,7 +433,7 @@ pub enum UpstreamTlsMode {
     IstioMutual,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamTls {
     pub mode: UpstreamTlsMode,
     pub credential_name: Option<String>,
