@@ -1,8 +1,35 @@
 //! The command line: parses arguments and starts the role asked for (gateway, sidecar, analyze, route, demo, ca, plugin).
 
+pub mod route;
+
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "meshgate", version, about = "Ingress gateway and service-mesh sidecar that speaks Istio's API")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// One variant per subcommand; each owns its arguments in `cli/<name>.rs`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Explain which server, virtual host, rule and destination a request takes, and why.
+    Route(route::RouteArgs),
+}
+
 pub fn main() -> ExitCode {
-    eprintln!("meshgate: not implemented yet");
-    ExitCode::FAILURE
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Route(args) => route::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("meshgate: {e:#}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -3,6 +3,7 @@
 
 pub mod actions;
 pub mod compile;
+pub mod explain;
 pub mod lookup;
 pub mod matching;
 pub mod snapshot;
