@@ -249,3 +249,122 @@ impl NoRoute<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::router::testing::request;
+
+    fn dest(name: &str, weight: u32) -> WeightedDestination {
+        WeightedDestination {
+            cluster: name.into(),
+            host: name.into(),
+            subset: None,
+            port: Some(80),
+            weight,
+            headers: HeaderOps::default(),
+        }
+    }
+
+    #[test]
+    fn weights_are_relative_shares_and_zero_gets_nothing() {
+        let d = [dest("a", 1), dest("zero", 0), dest("b", 3)];
+        let mut counts = [0u32; 2];
+        for r in 0..4000u32 {
+            match pick_weighted(&d, 4, r).cluster.as_ref() {
+                "a" => counts[0] += 1,
+                "b" => counts[1] += 1,
+                other => panic!("picked {other}"),
+            }
+        }
+        assert_eq!(counts, [1000, 3000]);
+        // Any u32 works: it is taken modulo the total.
+        assert_eq!(&*pick_weighted(&d, 4, u32::MAX).cluster, "b");
+    }
+
+    #[test]
+    fn rewrite_replaces_the_matched_prefix_and_keeps_the_query() {
+        let rw = Rewrite { uri: Some("/v2".into()), authority: None, uri_regex: None };
+        assert_eq!(rw.apply("/v1/items?id=3", Some("/v1")), "/v2/items?id=3");
+        assert_eq!(rw.apply("/exact?q", None), "/v2?q");
+        let slash = Rewrite { uri: Some("/".into()), authority: None, uri_regex: None };
+        assert_eq!(slash.apply("/api/users", Some("/api/")), "/users");
+        assert_eq!(slash.apply("/api/users", Some("/api")), "/users");
+        let re = Rewrite {
+            uri: None,
+            authority: None,
+            uri_regex: Some((regex::Regex::new("^/service/([^/]+)(/.*)$").unwrap(), "${2}/instance/${1}".into())),
+        };
+        assert_eq!(re.apply("/service/foo/v1/api?x=1", None), "/v1/api/instance/foo?x=1");
+    }
+
+    fn redirect() -> Redirect {
+        Redirect { uri: None, prefix_rewrite: None, authority: None, port: None, derive_port_from_request: false, scheme: None, code: 301 }
+    }
+
+    #[test]
+    fn redirect_location_is_absolute_without_an_invented_port() {
+        let q = request("GET", "http://shop.example/old?x=1", &[]);
+        let to_home = Redirect { uri: Some("/home".into()), ..redirect() };
+        assert_eq!(to_home.location(&q.view(), None), "http://shop.example/home?x=1");
+        let with_port = request("GET", "http://shop.example:8080/old", &[]);
+        assert_eq!(to_home.location(&with_port.view(), None), "http://shop.example:8080/home");
+        let other = Redirect { authority: Some("new.example".into()), scheme: Some("https".into()), ..redirect() };
+        assert_eq!(other.location(&with_port.view(), None), "https://new.example/old");
+        let derive = Redirect { derive_port_from_request: true, ..redirect() };
+        let mut on_8080 = request("GET", "http://shop.example/a", &[]);
+        on_8080.port = 8080;
+        assert_eq!(derive.location(&on_8080.view(), None), "http://shop.example:8080/a");
+        assert_eq!(derive.location(&q.view(), None), "http://shop.example/old?x=1");
+        let explicit = Redirect { port: Some(9000), ..redirect() };
+        assert_eq!(explicit.location(&q.view(), None), "http://shop.example:9000/old?x=1");
+        let prefix = Redirect { prefix_rewrite: Some("/new".into()), ..redirect() };
+        assert_eq!(prefix.location(&q.view(), Some("/old")), "http://shop.example/new?x=1");
+    }
+
+    #[test]
+    fn cors_echoes_an_allowed_origin_and_adds_nothing_otherwise() {
+        let cors = Cors {
+            allow_origins: vec![Matcher::Exact("https://app.example".into())],
+            allow_methods: "GET,POST".into(),
+            allow_headers: "x-token".into(),
+            expose_headers: "x-trace".into(),
+            max_age: Some(std::time::Duration::from_secs(600)),
+            allow_credentials: true,
+        };
+        let mut req = HeaderMap::new();
+        req.insert(header::ORIGIN, HeaderValue::from_static("https://app.example"));
+        req.insert(header::ACCESS_CONTROL_REQUEST_METHOD, HeaderValue::from_static("POST"));
+        assert!(Cors::is_preflight("OPTIONS", &req));
+        assert!(!Cors::is_preflight("GET", &req));
+        let mut out = HeaderMap::new();
+        assert!(cors.apply_preflight("https://app.example", &mut out));
+        assert_eq!(out["access-control-allow-origin"], "https://app.example");
+        assert_eq!(out["access-control-allow-methods"], "GET,POST");
+        assert_eq!(out["access-control-max-age"], "600");
+        assert_eq!(out["access-control-allow-credentials"], "true");
+        let mut none = HeaderMap::new();
+        assert!(!cors.apply_response("https://evil.example", &mut none));
+        assert!(none.is_empty());
+        assert!(cors.apply_response("https://app.example", &mut none));
+        assert_eq!(none["access-control-expose-headers"], "x-trace");
+    }
+
+    #[test]
+    fn header_operations_remove_then_set_then_add() {
+        let ops = HeaderOperations {
+            set: vec![(header::HeaderName::from_static("x-env"), HeaderValue::from_static("prod"))],
+            add: vec![(header::HeaderName::from_static("x-tag"), HeaderValue::from_static("b"))],
+            remove: vec![header::HeaderName::from_static("x-secret"), header::HeaderName::from_static("x-tag")],
+        };
+        let mut h = HeaderMap::new();
+        h.insert("x-env", HeaderValue::from_static("dev"));
+        h.insert("x-secret", HeaderValue::from_static("s"));
+        h.insert("x-tag", HeaderValue::from_static("a"));
+        ops.apply(&mut h);
+        assert_eq!(h["x-env"], "prod");
+        assert!(!h.contains_key("x-secret"));
+        let tags: Vec<_> = h.get_all("x-tag").iter().collect();
+        assert_eq!(tags, ["b"]);
+    }
+}

@@ -338,3 +338,151 @@ fn cluster_key<'b>(port: u32, host: &str, buf: &'b mut [u8; HOST_BUF * 2]) -> Op
     let n = cursor.position() as usize;
     std::str::from_utf8(&buf[..n]).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::router::testing::{compiled, request, GATEWAY};
+
+    fn vs(name: &str, host: &str, dest: &str) -> String {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: {name}}}\nspec:\n  hosts: ['{host}']\n  gateways: [gw]\n  http:\n  - route:\n    - destination: {{host: {dest}}}\n---\n"
+        )
+    }
+
+    fn routed_to(s: &Snapshot, url: &str) -> Option<String> {
+        let q = request("GET", url, &[]);
+        match s.route(q.port, None, &q.view()) {
+            RouteDecision::Matched { rule, .. } => Some(rule.virtual_service.clone()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn exact_beats_wildcard_beats_catch_all() {
+        let yaml = format!(
+            "{GATEWAY}{}{}{}{}",
+            vs("exact", "api.example.com", "a"),
+            vs("wild", "*.example.com", "b"),
+            vs("longer", "*.eu.example.com", "b"),
+            vs("all", "*", "c")
+        );
+        let c = compiled(&yaml);
+        assert!(c.rejected.iter().all(|d| !d.is_error()), "{:?}", c.rejected);
+        let s = &c.snapshot;
+        assert_eq!(routed_to(s, "http://api.example.com/").as_deref(), Some("default/exact"));
+        assert_eq!(routed_to(s, "http://web.example.com/").as_deref(), Some("default/wild"));
+        assert_eq!(routed_to(s, "http://a.eu.example.com/").as_deref(), Some("default/longer"));
+        assert_eq!(routed_to(s, "http://example.com/").as_deref(), Some("default/all"));
+        assert_eq!(routed_to(s, "http://10.0.0.1/").as_deref(), Some("default/all"));
+    }
+
+    #[test]
+    fn host_is_case_insensitive_and_port_is_ignored() {
+        let c = compiled(&format!("{GATEWAY}{}", vs("shop", "shop.example", "a")));
+        let s = &c.snapshot;
+        for authority in ["Shop.Example", "SHOP.example:8080", "shop.example.", "shop.example:80"] {
+            let mut q = request("GET", "http://x/", &[]);
+            q.authority = authority.into();
+            assert!(matches!(s.route(80, None, &q.view()), RouteDecision::Matched { .. }), "{authority}");
+        }
+        let q = request("GET", "http://shop.example.org/", &[]);
+        let RouteDecision::NoRoute(nr) = s.route(80, None, &q.view()) else { panic!("expected 404") };
+        assert_eq!(
+            nr.message(&q.authority, 80),
+            "no route: host 'shop.example.org' on gateway default/gw port 80; hosts here: shop.example"
+        );
+        assert!(matches!(s.route(81, None, &q.view()), RouteDecision::NoRoute(NoRoute { server: None, .. })));
+    }
+
+    #[test]
+    fn mesh_accepts_short_names_namespaced_names_and_ports() {
+        let c = compiled("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews, namespace: shop}\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews}\n");
+        let s = &c.snapshot;
+        for (authority, ns) in [
+            ("reviews", Some("shop")),
+            ("reviews:9080", Some("shop")),
+            ("reviews.shop", None),
+            ("reviews.shop:9080", None),
+            ("reviews.shop.svc", None),
+            ("Reviews.Shop.svc.cluster.local:9080", None),
+        ] {
+            let mut q = request("GET", "http://x/", &[]);
+            q.authority = authority.into();
+            q.source_namespace = ns.map(str::to_string);
+            assert!(matches!(s.route_mesh(&q.view()), RouteDecision::Matched { .. }), "{authority}");
+        }
+        let mut q = request("GET", "http://reviews/", &[]);
+        q.source_namespace = Some("other".into());
+        assert!(matches!(s.route_mesh(&q.view()), RouteDecision::NoRoute(_)), "short names resolve in the caller's namespace");
+    }
+
+    #[test]
+    fn several_virtual_services_merge_on_a_gateway_with_catch_alls_last() {
+        let a = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: a}\nspec:\n  hosts: [shop.example]\n  gateways: [gw]\n  http:\n  - route:\n    - destination: {host: a}\n---\n";
+        let b = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: b}\nspec:\n  hosts: [shop.example]\n  gateways: [gw]\n  http:\n  - match: [{uri: {prefix: /b}}]\n    route:\n    - destination: {host: b}\n---\n";
+        let c = compiled(&format!("{GATEWAY}{a}{b}"));
+        let s = &c.snapshot;
+        assert_eq!(routed_to(s, "http://shop.example/b/1").as_deref(), Some("default/b"));
+        assert_eq!(routed_to(s, "http://shop.example/other").as_deref(), Some("default/a"));
+    }
+
+    #[test]
+    fn rules_after_a_catch_all_are_unreachable_first_match_wins() {
+        let yaml = format!("{GATEWAY}apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: v}}\nspec:\n  hosts: ['*']\n  gateways: [gw]\n  http:\n  - match: [{{uri: {{prefix: /a}}}}]\n    directResponse: {{status: 201}}\n  - match: [{{uri: {{prefix: /}}}}]\n    directResponse: {{status: 202}}\n  - match: [{{uri: {{prefix: /a}}}}]\n    directResponse: {{status: 203}}\n");
+        let c = compiled(&yaml);
+        let s = &c.snapshot;
+        let status = |url| {
+            let q = request("GET", url, &[]);
+            match s.route(80, None, &q.view()) {
+                RouteDecision::Matched { rule, .. } => match &rule.action {
+                    RuleAction::DirectResponse(d) => d.status,
+                    _ => 0,
+                },
+                _ => 404,
+            }
+        };
+        assert_eq!(status("http://h/a"), 201);
+        assert_eq!(status("http://h/b"), 202);
+        let vhost = &s.listeners[&80].servers[0].vhosts.vhosts[0];
+        assert_eq!(vhost.rules.len(), 2, "the rule after the catch-all is dropped");
+    }
+
+    #[test]
+    fn https_servers_on_one_port_are_chosen_by_sni() {
+        let yaml = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec:\n  servers:\n  - port: {number: 443, name: https-a, protocol: HTTPS}\n    hosts: [a.example]\n    tls: {mode: SIMPLE, credentialName: a}\n  - port: {number: 443, name: https-b, protocol: HTTPS}\n    hosts: [b.example]\n    tls: {mode: SIMPLE, credentialName: b}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v}\nspec:\n  hosts: [a.example, b.example]\n  gateways: [gw]\n  http:\n  - route:\n    - destination: {host: x}\n";
+        let c = compiled(yaml);
+        let s = &c.snapshot;
+        let q = request("GET", "https://b.example/", &[]);
+        match s.route(443, Some("b.example"), &q.view()) {
+            RouteDecision::Matched { server: Some(sv), .. } => assert_eq!(sv.port_name, "https-b"),
+            other => panic!("{other:?}"),
+        }
+        let (server, _) = s.choose_server(&s.listeners[&443], Some("A.EXAMPLE"), "a.example");
+        assert_eq!(server.map(|s| s.port_name.as_str()), Some("https-a"));
+        let (none, _) = s.choose_server(&s.listeners[&443], Some("c.example"), "c.example");
+        assert!(none.is_none());
+    }
+
+    #[test]
+    fn https_redirect_server_redirects() {
+        let yaml = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec:\n  servers:\n  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: ['*']\n    tls: {httpsRedirect: true}\n";
+        let c = compiled(yaml);
+        let q = request("GET", "http://shop.example/cart?id=1", &[]);
+        match c.snapshot.route(80, None, &q.view()) {
+            RouteDecision::HttpsRedirect { .. } => {
+                assert_eq!(Redirect::https_upgrade().location(&q.view(), None), "https://shop.example/cart?id=1")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn host_key_lowercases_without_allocating_and_strips_port() {
+        let mut buf = [0u8; HOST_BUF];
+        assert_eq!(host_key("WWW.Example.COM:8443", &mut buf), Some("www.example.com"));
+        assert_eq!(host_key("[::1]:80", &mut buf), Some("[::1]"));
+        let long = "a".repeat(300);
+        assert_eq!(host_key(&long, &mut buf), None);
+    }
+}

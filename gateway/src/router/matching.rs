@@ -294,3 +294,145 @@ impl HttpRule {
         self.matched_entry(req, caller)?.uri.as_ref()?.prefix()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::router::testing::request;
+
+    fn re(r: &str) -> Matcher {
+        Matcher::Regex(Regex::new(&format!("^(?:{r})$")).unwrap())
+    }
+    use regex::Regex;
+
+    #[test]
+    fn prefix_is_a_plain_string_prefix() {
+        let m = Matcher::Prefix("/static".into());
+        assert!(m.matches("/static/app.css"));
+        assert!(m.matches("/staticx"), "Istio prefixes are not path-segment aware");
+        assert!(!m.matches("/stati"));
+    }
+
+    #[test]
+    fn regex_must_match_the_whole_string() {
+        let m = re("/v[0-9]+");
+        assert!(m.matches("/v12"));
+        assert!(!m.matches("/v12/extra"));
+        assert!(!m.matches("x/v1"));
+        assert_eq!(m.to_string(), "regex \"/v[0-9]+\"");
+    }
+
+    #[test]
+    fn ignore_case_only_folds_ascii_for_exact_and_prefix() {
+        assert!(Matcher::ExactIgnoreCase("/login".into()).matches("/LOGIN"));
+        assert!(Matcher::PrefixIgnoreCase("/api".into()).matches("/API/v1"));
+        assert!(!Matcher::PrefixIgnoreCase("/api".into()).matches("/ap"));
+        assert!(!Matcher::Exact("/login".into()).matches("/LOGIN"));
+    }
+
+    #[test]
+    fn uri_conditions_never_see_the_query_string() {
+        let q = request("GET", "http://a/productpage?u=normal", &[]);
+        let m = RequestMatch {
+            uri: Some(Matcher::Exact("/productpage".into())),
+            ..RequestMatch::default()
+        };
+        assert!(m.matches(&q.view(), Caller::default()));
+    }
+
+    #[test]
+    fn headers_exact_and_present_and_reason() {
+        let m = RequestMatch {
+            headers: vec![(http::HeaderName::from_static("end-user"), Matcher::Exact("jason".into()))],
+            ..RequestMatch::default()
+        };
+        let none = request("GET", "http://a/", &[]);
+        let why = m.mismatch(&none.view(), Caller::default()).unwrap().to_string();
+        assert_eq!(why, "header end-user: expected exact \"jason\", request has none");
+        let bob = request("GET", "http://a/", &["end-user: bob"]);
+        assert_eq!(
+            m.mismatch(&bob.view(), Caller::default()).unwrap().to_string(),
+            "header end-user: expected exact \"jason\", request has \"bob\""
+        );
+        assert!(m.matches(&request("GET", "http://a/", &["End-User: jason"]).view(), Caller::default()));
+        let present = RequestMatch {
+            headers: vec![(http::HeaderName::from_static("x-debug"), Matcher::Present)],
+            ..RequestMatch::default()
+        };
+        assert!(present.matches(&request("GET", "http://a/", &["x-debug: "]).view(), Caller::default()));
+        assert!(!present.matches(&none.view(), Caller::default()));
+    }
+
+    #[test]
+    fn without_headers_treats_a_missing_header_as_empty() {
+        let name = http::HeaderName::from_static("x-canary");
+        let exact = RequestMatch {
+            without_headers: vec![(name.clone(), Matcher::Exact("true".into()))],
+            ..RequestMatch::default()
+        };
+        assert!(exact.matches(&request("GET", "http://a/", &[]).view(), Caller::default()));
+        assert!(exact.matches(&request("GET", "http://a/", &["x-canary: false"]).view(), Caller::default()));
+        assert!(!exact.matches(&request("GET", "http://a/", &["x-canary: true"]).view(), Caller::default()));
+        // A regex that accepts "" rejects requests without the header.
+        let empty_ok = RequestMatch {
+            without_headers: vec![(name.clone(), re(".*"))],
+            ..RequestMatch::default()
+        };
+        assert!(!empty_ok.matches(&request("GET", "http://a/", &[]).view(), Caller::default()));
+        let absent = RequestMatch {
+            without_headers: vec![(name, Matcher::Present)],
+            ..RequestMatch::default()
+        };
+        assert!(absent.matches(&request("GET", "http://a/", &[]).view(), Caller::default()));
+        assert!(!absent.matches(&request("GET", "http://a/", &["x-canary: x"]).view(), Caller::default()));
+    }
+
+    #[test]
+    fn query_params_exact_empty_matches_a_bare_key() {
+        let m = RequestMatch {
+            query_params: vec![("debug".into(), Matcher::Exact(String::new()))],
+            ..RequestMatch::default()
+        };
+        let ok = |url| m.matches(&request("GET", url, &[]).view(), Caller::default());
+        assert!(ok("http://a/p?debug"));
+        assert!(ok("http://a/p?x=1&debug="));
+        assert!(!ok("http://a/p?debug=1"));
+        assert!(!ok("http://a/p"));
+        let r = RequestMatch {
+            query_params: vec![("v".into(), re("[0-9]+"))],
+            ..RequestMatch::default()
+        };
+        assert!(r.matches(&request("GET", "http://a/?v=42", &[]).view(), Caller::default()));
+        assert!(!r.matches(&request("GET", "http://a/?v=42a", &[]).view(), Caller::default()));
+        assert_eq!(query_param("/p?a=1&a=2", "a"), Some("1"));
+    }
+
+    #[test]
+    fn method_scheme_authority_port_and_source() {
+        let q = request("POST", "https://shop.example:8443/cart", &[]);
+        let m = RequestMatch {
+            method: Some(Matcher::Exact("POST".into())),
+            scheme: Some(Matcher::Exact("https".into())),
+            authority: Some(Matcher::Prefix("shop.".into())),
+            port: Some(8443),
+            ..RequestMatch::default()
+        };
+        assert!(m.matches(&q.view(), Caller::default()));
+        let wrong_port = RequestMatch { port: Some(80), ..RequestMatch::default() };
+        assert_eq!(
+            wrong_port.mismatch(&q.view(), Caller::default()).unwrap().to_string(),
+            "port: expected 80, request is on 8443"
+        );
+        let labels: crate::config::Labels = [("app".to_string(), "reviews".to_string())].into();
+        let src = RequestMatch {
+            source_labels: labels.clone(),
+            source_namespace: Some("prod".into()),
+            ..RequestMatch::default()
+        };
+        assert!(!src.matches(&q.view(), Caller::default()), "unknown caller fails sourceLabels");
+        let caller = Caller { labels: Some(&labels), namespace: Some("prod") };
+        assert!(src.matches(&q.view(), caller));
+        let other_ns = Caller { labels: Some(&labels), namespace: Some("dev") };
+        assert!(!src.matches(&q.view(), other_ns));
+    }
+}

@@ -143,3 +143,6 @@ pub fn compile(config: &ConfigSet, version: u64) -> Compiled {
         rejected: diags,
     }
 }
+
+#[cfg(test)]
+mod tests;
