@@ -7,7 +7,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "meshgate", version, about = "Ingress gateway and service-mesh sidecar that speaks Istio's API")]
+#[command(
+    name = "meshgate",
+    version,
+    about = "Ingress gateway and service-mesh sidecar that speaks Istio's API"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

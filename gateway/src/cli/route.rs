@@ -13,7 +13,13 @@ use crate::router::{compile, Compiled};
 #[derive(Debug, Args)]
 pub struct RouteArgs {
     /// Config file or folder of YAML (repeat the flag, or separate with commas).
-    #[arg(long = "config", short = 'c', value_name = "PATH", required = true, value_delimiter = ',')]
+    #[arg(
+        long = "config",
+        short = 'c',
+        value_name = "PATH",
+        required = true,
+        value_delimiter = ','
+    )]
     pub config: Vec<PathBuf>,
     /// Request header, `name: value` (repeatable). `Host:` overrides the URL's host.
     #[arg(short = 'H', long = "header", value_name = "HEADER")]

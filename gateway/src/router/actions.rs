@@ -67,7 +67,12 @@ fn default_port(scheme: &str) -> u32 {
 
 fn authority_port(authority: &str) -> Option<u32> {
     let host = super::lookup::strip_port(authority);
-    authority.trim().get(host.len()..)?.strip_prefix(':')?.parse().ok()
+    authority
+        .trim()
+        .get(host.len()..)?
+        .strip_prefix(':')?
+        .parse()
+        .ok()
 }
 
 impl Redirect {
@@ -243,14 +248,20 @@ impl NoRoute<'_> {
                 }
             }
             None => match self.vhost {
-                Some(v) => format!("no route: no rule of host '{}' matched the request", v.domain),
-                None => format!("no route: host '{host}' port {port}: no gateway server or mesh host serves it"),
+                Some(v) => format!(
+                    "no route: no rule of host '{}' matched the request",
+                    v.domain
+                ),
+                None => format!(
+                    "no route: host '{host}' port {port}: no gateway server or mesh host serves it"
+                ),
             },
         }
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::router::testing::request;
@@ -284,42 +295,101 @@ mod tests {
 
     #[test]
     fn rewrite_replaces_the_matched_prefix_and_keeps_the_query() {
-        let rw = Rewrite { uri: Some("/v2".into()), authority: None, uri_regex: None };
+        let rw = Rewrite {
+            uri: Some("/v2".into()),
+            authority: None,
+            uri_regex: None,
+        };
         assert_eq!(rw.apply("/v1/items?id=3", Some("/v1")), "/v2/items?id=3");
         assert_eq!(rw.apply("/exact?q", None), "/v2?q");
-        let slash = Rewrite { uri: Some("/".into()), authority: None, uri_regex: None };
+        let slash = Rewrite {
+            uri: Some("/".into()),
+            authority: None,
+            uri_regex: None,
+        };
         assert_eq!(slash.apply("/api/users", Some("/api/")), "/users");
         assert_eq!(slash.apply("/api/users", Some("/api")), "/users");
         let re = Rewrite {
             uri: None,
             authority: None,
-            uri_regex: Some((regex::Regex::new("^/service/([^/]+)(/.*)$").unwrap(), "${2}/instance/${1}".into())),
+            uri_regex: Some((
+                regex::Regex::new("^/service/([^/]+)(/.*)$").unwrap(),
+                "${2}/instance/${1}".into(),
+            )),
         };
-        assert_eq!(re.apply("/service/foo/v1/api?x=1", None), "/v1/api/instance/foo?x=1");
+        assert_eq!(
+            re.apply("/service/foo/v1/api?x=1", None),
+            "/v1/api/instance/foo?x=1"
+        );
     }
 
     fn redirect() -> Redirect {
-        Redirect { uri: None, prefix_rewrite: None, authority: None, port: None, derive_port_from_request: false, scheme: None, code: 301 }
+        Redirect {
+            uri: None,
+            prefix_rewrite: None,
+            authority: None,
+            port: None,
+            derive_port_from_request: false,
+            scheme: None,
+            code: 301,
+        }
     }
 
     #[test]
     fn redirect_location_is_absolute_without_an_invented_port() {
         let q = request("GET", "http://shop.example/old?x=1", &[]);
-        let to_home = Redirect { uri: Some("/home".into()), ..redirect() };
-        assert_eq!(to_home.location(&q.view(), None), "http://shop.example/home?x=1");
+        let to_home = Redirect {
+            uri: Some("/home".into()),
+            ..redirect()
+        };
+        assert_eq!(
+            to_home.location(&q.view(), None),
+            "http://shop.example/home?x=1"
+        );
         let with_port = request("GET", "http://shop.example:8080/old", &[]);
-        assert_eq!(to_home.location(&with_port.view(), None), "http://shop.example:8080/home");
-        let other = Redirect { authority: Some("new.example".into()), scheme: Some("https".into()), ..redirect() };
-        assert_eq!(other.location(&with_port.view(), None), "https://new.example/old");
-        let derive = Redirect { derive_port_from_request: true, ..redirect() };
+        assert_eq!(
+            to_home.location(&with_port.view(), None),
+            "http://shop.example:8080/home"
+        );
+        let other = Redirect {
+            authority: Some("new.example".into()),
+            scheme: Some("https".into()),
+            ..redirect()
+        };
+        assert_eq!(
+            other.location(&with_port.view(), None),
+            "https://new.example/old"
+        );
+        let derive = Redirect {
+            derive_port_from_request: true,
+            ..redirect()
+        };
         let mut on_8080 = request("GET", "http://shop.example/a", &[]);
         on_8080.port = 8080;
-        assert_eq!(derive.location(&on_8080.view(), None), "http://shop.example:8080/a");
-        assert_eq!(derive.location(&q.view(), None), "http://shop.example/old?x=1");
-        let explicit = Redirect { port: Some(9000), ..redirect() };
-        assert_eq!(explicit.location(&q.view(), None), "http://shop.example:9000/old?x=1");
-        let prefix = Redirect { prefix_rewrite: Some("/new".into()), ..redirect() };
-        assert_eq!(prefix.location(&q.view(), Some("/old")), "http://shop.example/new?x=1");
+        assert_eq!(
+            derive.location(&on_8080.view(), None),
+            "http://shop.example:8080/a"
+        );
+        assert_eq!(
+            derive.location(&q.view(), None),
+            "http://shop.example/old?x=1"
+        );
+        let explicit = Redirect {
+            port: Some(9000),
+            ..redirect()
+        };
+        assert_eq!(
+            explicit.location(&q.view(), None),
+            "http://shop.example:9000/old?x=1"
+        );
+        let prefix = Redirect {
+            prefix_rewrite: Some("/new".into()),
+            ..redirect()
+        };
+        assert_eq!(
+            prefix.location(&q.view(), Some("/old")),
+            "http://shop.example/new?x=1"
+        );
     }
 
     #[test]
@@ -333,8 +403,14 @@ mod tests {
             allow_credentials: true,
         };
         let mut req = HeaderMap::new();
-        req.insert(header::ORIGIN, HeaderValue::from_static("https://app.example"));
-        req.insert(header::ACCESS_CONTROL_REQUEST_METHOD, HeaderValue::from_static("POST"));
+        req.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://app.example"),
+        );
+        req.insert(
+            header::ACCESS_CONTROL_REQUEST_METHOD,
+            HeaderValue::from_static("POST"),
+        );
         assert!(Cors::is_preflight("OPTIONS", &req));
         assert!(!Cors::is_preflight("GET", &req));
         let mut out = HeaderMap::new();
@@ -353,9 +429,18 @@ mod tests {
     #[test]
     fn header_operations_remove_then_set_then_add() {
         let ops = HeaderOperations {
-            set: vec![(header::HeaderName::from_static("x-env"), HeaderValue::from_static("prod"))],
-            add: vec![(header::HeaderName::from_static("x-tag"), HeaderValue::from_static("b"))],
-            remove: vec![header::HeaderName::from_static("x-secret"), header::HeaderName::from_static("x-tag")],
+            set: vec![(
+                header::HeaderName::from_static("x-env"),
+                HeaderValue::from_static("prod"),
+            )],
+            add: vec![(
+                header::HeaderName::from_static("x-tag"),
+                HeaderValue::from_static("b"),
+            )],
+            remove: vec![
+                header::HeaderName::from_static("x-secret"),
+                header::HeaderName::from_static("x-tag"),
+            ],
         };
         let mut h = HeaderMap::new();
         h.insert("x-env", HeaderValue::from_static("dev"));

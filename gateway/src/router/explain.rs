@@ -31,13 +31,20 @@ pub struct RouteQuery {
 
 impl RouteQuery {
     /// Reads `METHOD URL` and `-H 'name: value'` arguments. `port` overrides the URL's.
-    pub fn parse(method: &str, url: &str, headers: &[String], port: Option<u32>) -> Result<RouteQuery, String> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| format!("{url:?} is not an absolute URL: expected http://host[:port]/path"))?;
+    pub fn parse(
+        method: &str,
+        url: &str,
+        headers: &[String],
+        port: Option<u32>,
+    ) -> Result<RouteQuery, String> {
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+            format!("{url:?} is not an absolute URL: expected http://host[:port]/path")
+        })?;
         let scheme = scheme.to_ascii_lowercase();
         if scheme != "http" && scheme != "https" {
-            return Err(format!("unsupported scheme {scheme:?}: expected http or https"));
+            return Err(format!(
+                "unsupported scheme {scheme:?}: expected http or https"
+            ));
         }
         let split = rest.find(['/', '?']).unwrap_or(rest.len());
         let (authority, path) = rest.split_at(split);
@@ -51,7 +58,10 @@ impl RouteQuery {
         };
         let host = strip_port(authority);
         let url_port = match authority[host.len()..].strip_prefix(':') {
-            Some(p) => Some(p.parse::<u32>().map_err(|_| format!("{p:?} is not a port number"))?),
+            Some(p) => Some(
+                p.parse::<u32>()
+                    .map_err(|_| format!("{p:?} is not a port number"))?,
+            ),
             None => None,
         };
         let mut map = HeaderMap::new();
@@ -62,7 +72,8 @@ impl RouteQuery {
                 .ok_or_else(|| format!("header {h:?} is not 'name: value'"))?;
             let name = HeaderName::from_bytes(name.trim().to_ascii_lowercase().as_bytes())
                 .map_err(|_| format!("{:?} is not a valid header name", name.trim()))?;
-            let value = HeaderValue::from_str(value.trim()).map_err(|_| format!("{:?} is not a valid header value", value.trim()))?;
+            let value = HeaderValue::from_str(value.trim())
+                .map_err(|_| format!("{:?} is not a valid header value", value.trim()))?;
             if name == http::header::HOST {
                 host_header = Some(value.to_str().unwrap_or_default().to_string());
             }
@@ -108,8 +119,16 @@ pub struct Explanation {
 pub fn explain(snapshot: &Snapshot, config: &ConfigSet, q: &RouteQuery) -> Explanation {
     let mut out = String::new();
     let req = q.view();
-    let _ = writeln!(out, "request: {} {}://{}{}", q.method, q.scheme, q.authority, q.path_and_query);
-    let decision = if q.mesh { snapshot.route_mesh(&req) } else { snapshot.route(q.port, q.sni.as_deref(), &req) };
+    let _ = writeln!(
+        out,
+        "request: {} {}://{}{}",
+        q.method, q.scheme, q.authority, q.path_and_query
+    );
+    let decision = if q.mesh {
+        snapshot.route_mesh(&req)
+    } else {
+        snapshot.route(q.port, q.sni.as_deref(), &req)
+    };
     let server = match &decision {
         RouteDecision::Matched { server, .. } => *server,
         RouteDecision::HttpsRedirect { server } => Some(*server),
@@ -118,7 +137,10 @@ pub fn explain(snapshot: &Snapshot, config: &ConfigSet, q: &RouteQuery) -> Expla
     if let Some(s) = server {
         describe_server(&mut out, s);
     } else if q.mesh {
-        let _ = writeln!(out, "mesh: sidecar outbound routing (VirtualServices bound to mesh)");
+        let _ = writeln!(
+            out,
+            "mesh: sidecar outbound routing (VirtualServices bound to mesh)"
+        );
     }
     let caller = match server {
         Some(s) => gateway_caller(s, &req),
@@ -133,12 +155,21 @@ pub fn explain(snapshot: &Snapshot, config: &ConfigSet, q: &RouteQuery) -> Expla
             skipped_rules(&mut out, vhost, Some(rule), &req, caller);
             describe_rule(&mut out, rule, &req, caller);
             describe_action(&mut out, snapshot, rule, &req, caller);
-            Explanation { text: out, routed: true }
+            Explanation {
+                text: out,
+                routed: true,
+            }
         }
         RouteDecision::HttpsRedirect { .. } => {
             let location = Redirect::https_upgrade().location(&req, None);
-            let _ = writeln!(out, "result: 301 to {location} (the server sets tls.httpsRedirect)");
-            Explanation { text: out, routed: true }
+            let _ = writeln!(
+                out,
+                "result: 301 to {location} (the server sets tls.httpsRedirect)"
+            );
+            Explanation {
+                text: out,
+                routed: true,
+            }
         }
         RouteDecision::NoRoute(nr) => {
             if let Some(v) = nr.vhost {
@@ -153,7 +184,10 @@ pub fn explain(snapshot: &Snapshot, config: &ConfigSet, q: &RouteQuery) -> Expla
             if nr.vhost.is_none() {
                 no_host_hints(&mut out, snapshot, config, q, nr.server);
             }
-            Explanation { text: out, routed: false }
+            Explanation {
+                text: out,
+                routed: false,
+            }
         }
     }
 }
@@ -170,7 +204,13 @@ fn protocol_name(p: ServerProtocol) -> &'static str {
 }
 
 fn describe_server(out: &mut String, s: &GatewayServer) {
-    let _ = write!(out, "server: Gateway {} port {} {}", s.gateway, s.port, protocol_name(s.protocol));
+    let _ = write!(
+        out,
+        "server: Gateway {} port {} {}",
+        s.gateway,
+        s.port,
+        protocol_name(s.protocol)
+    );
     if !s.port_name.is_empty() {
         let _ = write!(out, " ({})", s.port_name);
     }
@@ -180,7 +220,11 @@ fn describe_server(out: &mut String, s: &GatewayServer) {
         if let Some(c) = &tls.credential_name {
             let _ = write!(out, ", credentialName {c}");
         }
-        let _ = writeln!(out, ", minimum TLS {}", if tls.min_tls13 { "1.3" } else { "1.2" });
+        let _ = writeln!(
+            out,
+            ", minimum TLS {}",
+            if tls.min_tls13 { "1.3" } else { "1.2" }
+        );
     }
 }
 
@@ -188,9 +232,15 @@ fn rule_label(rule: &HttpRule) -> String {
     let mut s = match &rule.delegate {
         Some(child) => {
             let (parent, own) = rule.index.split_once('/').unwrap_or((&rule.index, ""));
-            format!("http[{parent}] of VirtualService {} → delegate {child} http[{own}]", rule.virtual_service)
+            format!(
+                "http[{parent}] of VirtualService {} → delegate {child} http[{own}]",
+                rule.virtual_service
+            )
         }
-        None => format!("http[{}] of VirtualService {}", rule.index, rule.virtual_service),
+        None => format!(
+            "http[{}] of VirtualService {}",
+            rule.index, rule.virtual_service
+        ),
     };
     if let Some(n) = &rule.name {
         let _ = write!(s, " \"{n}\"");
@@ -198,7 +248,13 @@ fn rule_label(rule: &HttpRule) -> String {
     s
 }
 
-fn skipped_rules(out: &mut String, vhost: &VirtualHost, stop: Option<&std::sync::Arc<HttpRule>>, req: &RequestView<'_>, caller: Caller<'_>) {
+fn skipped_rules(
+    out: &mut String,
+    vhost: &VirtualHost,
+    stop: Option<&std::sync::Arc<HttpRule>>,
+    req: &RequestView<'_>,
+    caller: Caller<'_>,
+) {
     for rule in &vhost.rules {
         if stop.is_some_and(|s| std::sync::Arc::ptr_eq(s, rule)) {
             break;
@@ -212,7 +268,12 @@ fn skipped_rules(out: &mut String, vhost: &VirtualHost, stop: Option<&std::sync:
         match reasons.as_slice() {
             [one] => {
                 let why = one.split_once(' ').map(|(_, w)| w).unwrap_or(one);
-                let _ = writeln!(out, "not matched: {} at {}: {why}", rule_label(rule), rule.origin);
+                let _ = writeln!(
+                    out,
+                    "not matched: {} at {}: {why}",
+                    rule_label(rule),
+                    rule.origin
+                );
             }
             many => {
                 let _ = writeln!(out, "not matched: {} at {}:", rule_label(rule), rule.origin);
@@ -273,14 +334,28 @@ fn ops(out: &mut String, label: &str, h: &HeaderOps) {
             continue;
         }
         let mut parts = Vec::new();
-        parts.extend(o.set.iter().map(|(k, v)| format!("set {k}: {}", v.to_str().unwrap_or("?"))));
-        parts.extend(o.add.iter().map(|(k, v)| format!("add {k}: {}", v.to_str().unwrap_or("?"))));
+        parts.extend(
+            o.set
+                .iter()
+                .map(|(k, v)| format!("set {k}: {}", v.to_str().unwrap_or("?"))),
+        );
+        parts.extend(
+            o.add
+                .iter()
+                .map(|(k, v)| format!("add {k}: {}", v.to_str().unwrap_or("?"))),
+        );
         parts.extend(o.remove.iter().map(|k| format!("remove {k}")));
         let _ = writeln!(out, "{label}{dir} headers: {}", parts.join(", "));
     }
 }
 
-fn describe_action(out: &mut String, snapshot: &Snapshot, rule: &HttpRule, req: &RequestView<'_>, caller: Caller<'_>) {
+fn describe_action(
+    out: &mut String,
+    snapshot: &Snapshot,
+    rule: &HttpRule,
+    req: &RequestView<'_>,
+    caller: Caller<'_>,
+) {
     let prefix = rule.matched_prefix(req, caller);
     let action = match &rule.action {
         RuleAction::Redirect(r) => {
@@ -295,13 +370,23 @@ fn describe_action(out: &mut String, snapshot: &Snapshot, rule: &HttpRule, req: 
         RuleAction::Route(a) => a,
     };
     for d in &action.destinations {
-        let _ = writeln!(out, "destination: {} weight {} ({})", d.cluster, d.weight, percent(d.weight, action.total_weight));
+        let _ = writeln!(
+            out,
+            "destination: {} weight {} ({})",
+            d.cluster,
+            d.weight,
+            percent(d.weight, action.total_weight)
+        );
         describe_cluster(out, snapshot, &d.cluster);
         ops(out, "  ", &d.headers);
     }
     match action.timeout {
-        Some(t) => { let _ = writeln!(out, "timeout: {t:?}"); }
-        None => { let _ = writeln!(out, "timeout: none"); }
+        Some(t) => {
+            let _ = writeln!(out, "timeout: {t:?}");
+        }
+        None => {
+            let _ = writeln!(out, "timeout: none");
+        }
     }
     let r = &action.retries;
     if r.attempts == 0 {
@@ -320,18 +405,41 @@ fn describe_action(out: &mut String, snapshot: &Snapshot, rule: &HttpRule, req: 
         }
         if let Some(a) = &f.abort {
             match a.grpc_status {
-                Some(g) => { let _ = writeln!(out, "fault: abort with grpc-status {g} for {} of requests", fraction(a.fraction)); }
-                None => { let _ = writeln!(out, "fault: abort {} for {} of requests", a.http_status, fraction(a.fraction)); }
+                Some(g) => {
+                    let _ = writeln!(
+                        out,
+                        "fault: abort with grpc-status {g} for {} of requests",
+                        fraction(a.fraction)
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "fault: abort {} for {} of requests",
+                        a.http_status,
+                        fraction(a.fraction)
+                    );
+                }
             }
         }
     }
     for m in &action.mirrors {
-        let _ = writeln!(out, "mirror: {} for {} of requests (Host gets -shadow, response discarded)", m.cluster, fraction(m.fraction));
+        let _ = writeln!(
+            out,
+            "mirror: {} for {} of requests (Host gets -shadow, response discarded)",
+            m.cluster,
+            fraction(m.fraction)
+        );
         describe_cluster(out, snapshot, &m.cluster);
     }
     if let Some(rw) = &action.rewrite {
         if rw.uri.is_some() || rw.uri_regex.is_some() {
-            let _ = writeln!(out, "rewrite: path {} → {}", req.path_and_query, rw.apply(req.path_and_query, prefix));
+            let _ = writeln!(
+                out,
+                "rewrite: path {} → {}",
+                req.path_and_query,
+                rw.apply(req.path_and_query, prefix)
+            );
         }
         if let Some(a) = &rw.authority {
             let _ = writeln!(out, "rewrite: authority → {a}");
@@ -339,14 +447,27 @@ fn describe_action(out: &mut String, snapshot: &Snapshot, rule: &HttpRule, req: 
     }
     if let Some(c) = &action.cors {
         let origins: Vec<String> = c.allow_origins.iter().map(|m| m.to_string()).collect();
-        let _ = writeln!(out, "cors: origins {}; methods {}", origins.join(", "), if c.allow_methods.is_empty() { "-" } else { &c.allow_methods });
+        let _ = writeln!(
+            out,
+            "cors: origins {}; methods {}",
+            origins.join(", "),
+            if c.allow_methods.is_empty() {
+                "-"
+            } else {
+                &c.allow_methods
+            }
+        );
     }
     ops(out, "", &action.headers);
 }
 
 fn fraction(f: f64) -> String {
     let p = f * 100.0;
-    if (p - p.round()).abs() < 1e-9 { format!("{p:.0}%") } else { format!("{p}%") }
+    if (p - p.round()).abs() < 1e-9 {
+        format!("{p:.0}%")
+    } else {
+        format!("{p}%")
+    }
 }
 
 fn retry_on_name(r: &RetryOn) -> String {
@@ -369,18 +490,46 @@ fn retry_on_name(r: &RetryOn) -> String {
 
 /// For a Host that matched no virtual host: who serves which domain here, which Host
 /// would have matched, and VirtualServices that name this gateway but bind no host.
-fn no_host_hints(out: &mut String, snapshot: &Snapshot, config: &ConfigSet, q: &RouteQuery, server: Option<&std::sync::Arc<GatewayServer>>) {
+fn no_host_hints(
+    out: &mut String,
+    snapshot: &Snapshot,
+    config: &ConfigSet,
+    q: &RouteQuery,
+    server: Option<&std::sync::Arc<GatewayServer>>,
+) {
     let Some(server) = server else {
         if q.mesh {
             let hosts: Vec<&str> = snapshot.mesh.domains().collect();
-            let _ = writeln!(out, "mesh hosts: {}", if hosts.is_empty() { "none".to_string() } else { hosts.join(", ") });
+            let _ = writeln!(
+                out,
+                "mesh hosts: {}",
+                if hosts.is_empty() {
+                    "none".to_string()
+                } else {
+                    hosts.join(", ")
+                }
+            );
         } else {
             let ports: Vec<String> = snapshot.listeners.keys().map(|p| p.to_string()).collect();
-            let _ = writeln!(out, "gateway ports: {}", if ports.is_empty() { "none (no Gateway loaded)".to_string() } else { ports.join(", ") });
+            let _ = writeln!(
+                out,
+                "gateway ports: {}",
+                if ports.is_empty() {
+                    "none (no Gateway loaded)".to_string()
+                } else {
+                    ports.join(", ")
+                }
+            );
         }
         return;
     };
-    let bound = |name: &str| server.vhosts.vhosts.iter().any(|v| v.rules.iter().any(|r| r.virtual_service == name));
+    let bound = |name: &str| {
+        server
+            .vhosts
+            .vhosts
+            .iter()
+            .any(|v| v.rules.iter().any(|r| r.virtual_service == name))
+    };
     for v in &server.vhosts.vhosts {
         let mut owners: Vec<&str> = v.rules.iter().map(|r| r.virtual_service.as_str()).collect();
         owners.dedup();
@@ -390,7 +539,11 @@ fn no_host_hints(out: &mut String, snapshot: &Snapshot, config: &ConfigSet, q: &
         let ns = vs.meta.namespace.as_str();
         let name = format!("{ns}/{}", vs.meta.name);
         let names_gateway = vs.spec.gateways.iter().any(|g| {
-            if g.contains('/') { *g == server.gateway } else { format!("{ns}/{g}") == server.gateway }
+            if g.contains('/') {
+                *g == server.gateway
+            } else {
+                format!("{ns}/{g}") == server.gateway
+            }
         });
         if !names_gateway {
             continue;
@@ -407,7 +560,8 @@ fn no_host_hints(out: &mut String, snapshot: &Snapshot, config: &ConfigSet, q: &
         }
         for h in &vs.spec.hosts {
             let full = expand_host(h, ns);
-            let Some((vhost, _)) = server.vhosts.find(&full).filter(|(v, _)| v.domain == full) else {
+            let Some((vhost, _)) = server.vhosts.find(&full).filter(|(v, _)| v.domain == full)
+            else {
                 continue;
             };
             if full != h.trim().to_ascii_lowercase() {
@@ -421,7 +575,10 @@ fn no_host_hints(out: &mut String, snapshot: &Snapshot, config: &ConfigSet, q: &
                     let _ = writeln!(out, "hint: a request whose Host ends in {suffix} would match VirtualService {name}");
                 }
             } else {
-                let _ = writeln!(out, "hint: a request with Host: {full} would match VirtualService {name}");
+                let _ = writeln!(
+                    out,
+                    "hint: a request with Host: {full} would match VirtualService {name}"
+                );
             }
         }
     }

@@ -59,7 +59,10 @@ impl VirtualHostTable {
         // `suffix` is sorted longest first, so the first hit is the most specific.
         for (suffix, i) in &self.suffix {
             if host.len() > suffix.len() && host.ends_with(suffix.as_str()) {
-                return self.vhosts.get(*i).map(|v| (v, Specificity::Suffix(suffix.len())));
+                return self
+                    .vhosts
+                    .get(*i)
+                    .map(|v| (v, Specificity::Suffix(suffix.len())));
             }
         }
         self.catch_all
@@ -173,16 +176,21 @@ impl Snapshot {
                     let spec = match sni {
                         Some(name) => server_host_specificity(s, name)?,
                         // No SNI: only a server that answers every name can take it.
-                        None => s.hosts.iter().any(|h| h == "*").then_some(Specificity::CatchAll)?,
+                        None => s
+                            .hosts
+                            .iter()
+                            .any(|h| h == "*")
+                            .then_some(Specificity::CatchAll)?,
                     };
                     Some((s, spec))
                 })
-                .fold(None::<(&Arc<GatewayServer>, Specificity)>, |best, (s, spec)| {
-                    match best {
+                .fold(
+                    None::<(&Arc<GatewayServer>, Specificity)>,
+                    |best, (s, spec)| match best {
                         Some((_, b)) if b >= spec => best,
                         _ => Some((s, spec)),
-                    }
-                });
+                    },
+                );
             if let Some((server, _)) = by_sni {
                 return (Some(server), server.vhosts.find(host).map(|(v, _)| v));
             }
@@ -204,12 +212,13 @@ impl Snapshot {
         let server = candidates
             .iter()
             .filter_map(|s| server_host_specificity(s, host).map(|spec| (s, spec)))
-            .fold(None::<(&Arc<GatewayServer>, Specificity)>, |best, (s, spec)| {
-                match best {
+            .fold(
+                None::<(&Arc<GatewayServer>, Specificity)>,
+                |best, (s, spec)| match best {
                     Some((_, b)) if b >= spec => best,
                     _ => Some((s, spec)),
-                }
-            })
+                },
+            )
             .map(|(s, _)| s)
             .or(candidates.first());
         (server, None)
@@ -243,7 +252,11 @@ impl Snapshot {
     }
 
     /// The mesh virtual host an authority names, trying the forms a sidecar accepts.
-    pub fn mesh_vhost(&self, authority: &str, namespace: Option<&str>) -> Option<&Arc<VirtualHost>> {
+    pub fn mesh_vhost(
+        &self,
+        authority: &str,
+        namespace: Option<&str>,
+    ) -> Option<&Arc<VirtualHost>> {
         let mut buf = [0u8; HOST_BUF];
         let host = host_key(authority, &mut buf)?;
         if let Some(&i) = self.mesh.exact.get(host) {
@@ -260,7 +273,12 @@ impl Snapshot {
 
     /// The cluster a sidecar uses for a service with no VirtualService:
     /// `outbound|PORT||HOST`, the host given in any form `mesh_vhost` accepts.
-    pub fn service_cluster(&self, authority: &str, port: u32, namespace: Option<&str>) -> Option<&Arc<Cluster>> {
+    pub fn service_cluster(
+        &self,
+        authority: &str,
+        port: u32,
+        namespace: Option<&str>,
+    ) -> Option<&Arc<Cluster>> {
         let mut buf = [0u8; HOST_BUF];
         let host = host_key(authority, &mut buf)?;
         let mut fq = [0u8; HOST_BUF];
@@ -283,7 +301,11 @@ impl Snapshot {
     }
 
     /// TCP routing on a Gateway port: the first `tcp[]` rule whose ports allow it.
-    pub fn route_tcp(&self, listener_port: u32, sni: Option<&str>) -> Option<(&Arc<GatewayServer>, &Arc<TcpRule>)> {
+    pub fn route_tcp(
+        &self,
+        listener_port: u32,
+        sni: Option<&str>,
+    ) -> Option<(&Arc<GatewayServer>, &Arc<TcpRule>)> {
         let listener = self.listeners.get(&listener_port)?;
         let (server, _) = self.choose_server(listener, sni, "");
         let server = server?;
@@ -295,7 +317,11 @@ impl Snapshot {
     }
 
     /// TLS passthrough routing: the first `tls[]` rule whose `sniHosts` cover the SNI.
-    pub fn route_tls(&self, listener_port: u32, sni: &str) -> Option<(&Arc<GatewayServer>, &Arc<TlsRule>)> {
+    pub fn route_tls(
+        &self,
+        listener_port: u32,
+        sni: &str,
+    ) -> Option<(&Arc<GatewayServer>, &Arc<TlsRule>)> {
         let listener = self.listeners.get(&listener_port)?;
         let mut buf = [0u8; HOST_BUF];
         let sni = host_key(sni, &mut buf)?;
@@ -303,7 +329,9 @@ impl Snapshot {
             server_host_specificity(server, sni)?;
             let rule = server.tls_rules.iter().find(|r| {
                 (r.ports.is_empty() || r.ports.contains(&listener_port))
-                    && r.sni_hosts.iter().any(|h| crate::config::hosts::wildcard_matches(h, sni))
+                    && r.sni_hosts
+                        .iter()
+                        .any(|h| crate::config::hosts::wildcard_matches(h, sni))
             })?;
             Some((server, rule))
         })
@@ -340,6 +368,7 @@ fn cluster_key<'b>(port: u32, host: &str, buf: &'b mut [u8; HOST_BUF * 2]) -> Op
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::router::testing::{compiled, request, GATEWAY};
@@ -370,29 +399,57 @@ mod tests {
         let c = compiled(&yaml);
         assert!(c.rejected.iter().all(|d| !d.is_error()), "{:?}", c.rejected);
         let s = &c.snapshot;
-        assert_eq!(routed_to(s, "http://api.example.com/").as_deref(), Some("default/exact"));
-        assert_eq!(routed_to(s, "http://web.example.com/").as_deref(), Some("default/wild"));
-        assert_eq!(routed_to(s, "http://a.eu.example.com/").as_deref(), Some("default/longer"));
-        assert_eq!(routed_to(s, "http://example.com/").as_deref(), Some("default/all"));
-        assert_eq!(routed_to(s, "http://10.0.0.1/").as_deref(), Some("default/all"));
+        assert_eq!(
+            routed_to(s, "http://api.example.com/").as_deref(),
+            Some("default/exact")
+        );
+        assert_eq!(
+            routed_to(s, "http://web.example.com/").as_deref(),
+            Some("default/wild")
+        );
+        assert_eq!(
+            routed_to(s, "http://a.eu.example.com/").as_deref(),
+            Some("default/longer")
+        );
+        assert_eq!(
+            routed_to(s, "http://example.com/").as_deref(),
+            Some("default/all")
+        );
+        assert_eq!(
+            routed_to(s, "http://10.0.0.1/").as_deref(),
+            Some("default/all")
+        );
     }
 
     #[test]
     fn host_is_case_insensitive_and_port_is_ignored() {
         let c = compiled(&format!("{GATEWAY}{}", vs("shop", "shop.example", "a")));
         let s = &c.snapshot;
-        for authority in ["Shop.Example", "SHOP.example:8080", "shop.example.", "shop.example:80"] {
+        for authority in [
+            "Shop.Example",
+            "SHOP.example:8080",
+            "shop.example.",
+            "shop.example:80",
+        ] {
             let mut q = request("GET", "http://x/", &[]);
             q.authority = authority.into();
-            assert!(matches!(s.route(80, None, &q.view()), RouteDecision::Matched { .. }), "{authority}");
+            assert!(
+                matches!(s.route(80, None, &q.view()), RouteDecision::Matched { .. }),
+                "{authority}"
+            );
         }
         let q = request("GET", "http://shop.example.org/", &[]);
-        let RouteDecision::NoRoute(nr) = s.route(80, None, &q.view()) else { panic!("expected 404") };
+        let RouteDecision::NoRoute(nr) = s.route(80, None, &q.view()) else {
+            panic!("expected 404")
+        };
         assert_eq!(
             nr.message(&q.authority, 80),
             "no route: host 'shop.example.org' on gateway default/gw port 80; hosts here: shop.example"
         );
-        assert!(matches!(s.route(81, None, &q.view()), RouteDecision::NoRoute(NoRoute { server: None, .. })));
+        assert!(matches!(
+            s.route(81, None, &q.view()),
+            RouteDecision::NoRoute(NoRoute { server: None, .. })
+        ));
     }
 
     #[test]
@@ -410,11 +467,17 @@ mod tests {
             let mut q = request("GET", "http://x/", &[]);
             q.authority = authority.into();
             q.source_namespace = ns.map(str::to_string);
-            assert!(matches!(s.route_mesh(&q.view()), RouteDecision::Matched { .. }), "{authority}");
+            assert!(
+                matches!(s.route_mesh(&q.view()), RouteDecision::Matched { .. }),
+                "{authority}"
+            );
         }
         let mut q = request("GET", "http://reviews/", &[]);
         q.source_namespace = Some("other".into());
-        assert!(matches!(s.route_mesh(&q.view()), RouteDecision::NoRoute(_)), "short names resolve in the caller's namespace");
+        assert!(
+            matches!(s.route_mesh(&q.view()), RouteDecision::NoRoute(_)),
+            "short names resolve in the caller's namespace"
+        );
     }
 
     #[test]
@@ -423,8 +486,14 @@ mod tests {
         let b = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: b}\nspec:\n  hosts: [shop.example]\n  gateways: [gw]\n  http:\n  - match: [{uri: {prefix: /b}}]\n    route:\n    - destination: {host: b}\n---\n";
         let c = compiled(&format!("{GATEWAY}{a}{b}"));
         let s = &c.snapshot;
-        assert_eq!(routed_to(s, "http://shop.example/b/1").as_deref(), Some("default/b"));
-        assert_eq!(routed_to(s, "http://shop.example/other").as_deref(), Some("default/a"));
+        assert_eq!(
+            routed_to(s, "http://shop.example/b/1").as_deref(),
+            Some("default/b")
+        );
+        assert_eq!(
+            routed_to(s, "http://shop.example/other").as_deref(),
+            Some("default/a")
+        );
     }
 
     #[test]
@@ -445,7 +514,11 @@ mod tests {
         assert_eq!(status("http://h/a"), 201);
         assert_eq!(status("http://h/b"), 202);
         let vhost = &s.listeners[&80].servers[0].vhosts.vhosts[0];
-        assert_eq!(vhost.rules.len(), 2, "the rule after the catch-all is dropped");
+        assert_eq!(
+            vhost.rules.len(),
+            2,
+            "the rule after the catch-all is dropped"
+        );
     }
 
     #[test]
@@ -455,7 +528,9 @@ mod tests {
         let s = &c.snapshot;
         let q = request("GET", "https://b.example/", &[]);
         match s.route(443, Some("b.example"), &q.view()) {
-            RouteDecision::Matched { server: Some(sv), .. } => assert_eq!(sv.port_name, "https-b"),
+            RouteDecision::Matched {
+                server: Some(sv), ..
+            } => assert_eq!(sv.port_name, "https-b"),
             other => panic!("{other:?}"),
         }
         let (server, _) = s.choose_server(&s.listeners[&443], Some("A.EXAMPLE"), "a.example");
@@ -471,7 +546,10 @@ mod tests {
         let q = request("GET", "http://shop.example/cart?id=1", &[]);
         match c.snapshot.route(80, None, &q.view()) {
             RouteDecision::HttpsRedirect { .. } => {
-                assert_eq!(Redirect::https_upgrade().location(&q.view(), None), "https://shop.example/cart?id=1")
+                assert_eq!(
+                    Redirect::https_upgrade().location(&q.view(), None),
+                    "https://shop.example/cart?id=1"
+                )
             }
             other => panic!("{other:?}"),
         }
@@ -480,7 +558,10 @@ mod tests {
     #[test]
     fn host_key_lowercases_without_allocating_and_strips_port() {
         let mut buf = [0u8; HOST_BUF];
-        assert_eq!(host_key("WWW.Example.COM:8443", &mut buf), Some("www.example.com"));
+        assert_eq!(
+            host_key("WWW.Example.COM:8443", &mut buf),
+            Some("www.example.com")
+        );
         assert_eq!(host_key("[::1]:80", &mut buf), Some("[::1]"));
         let long = "a".repeat(300);
         assert_eq!(host_key(&long, &mut buf), None);

@@ -82,8 +82,13 @@ pub enum Mismatch<'r, 'q> {
         matcher: &'r Matcher,
         actual: Option<&'q str>,
     },
-    Port { expected: u32, actual: u32 },
-    SourceLabels { expected: &'r Labels },
+    Port {
+        expected: u32,
+        actual: u32,
+    },
+    SourceLabels {
+        expected: &'r Labels,
+    },
     SourceNamespace {
         expected: &'r str,
         actual: Option<&'q str>,
@@ -124,7 +129,10 @@ impl fmt::Display for Mismatch<'_, '_> {
                 actual,
             } => match actual {
                 Some(v) => write!(f, "withoutHeaders {header}: {v:?} matches {matcher}"),
-                None => write!(f, "withoutHeaders {header}: a missing header matches {matcher}"),
+                None => write!(
+                    f,
+                    "withoutHeaders {header}: a missing header matches {matcher}"
+                ),
             },
             Mismatch::Port { expected, actual } => {
                 write!(f, "port: expected {expected}, request is on {actual}")
@@ -165,11 +173,13 @@ pub fn path_only(path_and_query: &str) -> &str {
 pub fn query_param<'q>(path_and_query: &'q str, key: &str) -> Option<&'q str> {
     let query = path_and_query.split_once('?')?.1;
     let query = query.split('#').next().unwrap_or(query);
-    query.split('&').find_map(|pair| match pair.split_once('=') {
-        Some((k, v)) if k == key => Some(v),
-        None if pair == key => Some(""),
-        _ => None,
-    })
+    query
+        .split('&')
+        .find_map(|pair| match pair.split_once('=') {
+            Some((k, v)) if k == key => Some(v),
+            None if pair == key => Some(""),
+            _ => None,
+        })
 }
 
 fn header<'q>(req: &RequestView<'q>, name: &http::HeaderName) -> Option<&'q str> {
@@ -279,7 +289,11 @@ impl RequestMatch {
 impl HttpRule {
     /// The first `match[]` entry `req` satisfies; for a catch-all rule, None but
     /// `applies` is true.
-    pub fn matched_entry(&self, req: &RequestView<'_>, caller: Caller<'_>) -> Option<&RequestMatch> {
+    pub fn matched_entry(
+        &self,
+        req: &RequestView<'_>,
+        caller: Caller<'_>,
+    ) -> Option<&RequestMatch> {
         self.matches.iter().find(|m| m.matches(req, caller))
     }
 
@@ -296,6 +310,7 @@ impl HttpRule {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::router::testing::request;
@@ -309,7 +324,10 @@ mod tests {
     fn prefix_is_a_plain_string_prefix() {
         let m = Matcher::Prefix("/static".into());
         assert!(m.matches("/static/app.css"));
-        assert!(m.matches("/staticx"), "Istio prefixes are not path-segment aware");
+        assert!(
+            m.matches("/staticx"),
+            "Istio prefixes are not path-segment aware"
+        );
         assert!(!m.matches("/stati"));
     }
 
@@ -343,23 +361,40 @@ mod tests {
     #[test]
     fn headers_exact_and_present_and_reason() {
         let m = RequestMatch {
-            headers: vec![(http::HeaderName::from_static("end-user"), Matcher::Exact("jason".into()))],
+            headers: vec![(
+                http::HeaderName::from_static("end-user"),
+                Matcher::Exact("jason".into()),
+            )],
             ..RequestMatch::default()
         };
         let none = request("GET", "http://a/", &[]);
-        let why = m.mismatch(&none.view(), Caller::default()).unwrap().to_string();
-        assert_eq!(why, "header end-user: expected exact \"jason\", request has none");
+        let why = m
+            .mismatch(&none.view(), Caller::default())
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            why,
+            "header end-user: expected exact \"jason\", request has none"
+        );
         let bob = request("GET", "http://a/", &["end-user: bob"]);
         assert_eq!(
-            m.mismatch(&bob.view(), Caller::default()).unwrap().to_string(),
+            m.mismatch(&bob.view(), Caller::default())
+                .unwrap()
+                .to_string(),
             "header end-user: expected exact \"jason\", request has \"bob\""
         );
-        assert!(m.matches(&request("GET", "http://a/", &["End-User: jason"]).view(), Caller::default()));
+        assert!(m.matches(
+            &request("GET", "http://a/", &["End-User: jason"]).view(),
+            Caller::default()
+        ));
         let present = RequestMatch {
             headers: vec![(http::HeaderName::from_static("x-debug"), Matcher::Present)],
             ..RequestMatch::default()
         };
-        assert!(present.matches(&request("GET", "http://a/", &["x-debug: "]).view(), Caller::default()));
+        assert!(present.matches(
+            &request("GET", "http://a/", &["x-debug: "]).view(),
+            Caller::default()
+        ));
         assert!(!present.matches(&none.view(), Caller::default()));
     }
 
@@ -371,8 +406,14 @@ mod tests {
             ..RequestMatch::default()
         };
         assert!(exact.matches(&request("GET", "http://a/", &[]).view(), Caller::default()));
-        assert!(exact.matches(&request("GET", "http://a/", &["x-canary: false"]).view(), Caller::default()));
-        assert!(!exact.matches(&request("GET", "http://a/", &["x-canary: true"]).view(), Caller::default()));
+        assert!(exact.matches(
+            &request("GET", "http://a/", &["x-canary: false"]).view(),
+            Caller::default()
+        ));
+        assert!(!exact.matches(
+            &request("GET", "http://a/", &["x-canary: true"]).view(),
+            Caller::default()
+        ));
         // A regex that accepts "" rejects requests without the header.
         let empty_ok = RequestMatch {
             without_headers: vec![(name.clone(), re(".*"))],
@@ -384,7 +425,10 @@ mod tests {
             ..RequestMatch::default()
         };
         assert!(absent.matches(&request("GET", "http://a/", &[]).view(), Caller::default()));
-        assert!(!absent.matches(&request("GET", "http://a/", &["x-canary: x"]).view(), Caller::default()));
+        assert!(!absent.matches(
+            &request("GET", "http://a/", &["x-canary: x"]).view(),
+            Caller::default()
+        ));
     }
 
     #[test]
@@ -402,8 +446,14 @@ mod tests {
             query_params: vec![("v".into(), re("[0-9]+"))],
             ..RequestMatch::default()
         };
-        assert!(r.matches(&request("GET", "http://a/?v=42", &[]).view(), Caller::default()));
-        assert!(!r.matches(&request("GET", "http://a/?v=42a", &[]).view(), Caller::default()));
+        assert!(r.matches(
+            &request("GET", "http://a/?v=42", &[]).view(),
+            Caller::default()
+        ));
+        assert!(!r.matches(
+            &request("GET", "http://a/?v=42a", &[]).view(),
+            Caller::default()
+        ));
         assert_eq!(query_param("/p?a=1&a=2", "a"), Some("1"));
     }
 
@@ -418,9 +468,15 @@ mod tests {
             ..RequestMatch::default()
         };
         assert!(m.matches(&q.view(), Caller::default()));
-        let wrong_port = RequestMatch { port: Some(80), ..RequestMatch::default() };
+        let wrong_port = RequestMatch {
+            port: Some(80),
+            ..RequestMatch::default()
+        };
         assert_eq!(
-            wrong_port.mismatch(&q.view(), Caller::default()).unwrap().to_string(),
+            wrong_port
+                .mismatch(&q.view(), Caller::default())
+                .unwrap()
+                .to_string(),
             "port: expected 80, request is on 8443"
         );
         let labels: crate::config::Labels = [("app".to_string(), "reviews".to_string())].into();
@@ -429,10 +485,19 @@ mod tests {
             source_namespace: Some("prod".into()),
             ..RequestMatch::default()
         };
-        assert!(!src.matches(&q.view(), Caller::default()), "unknown caller fails sourceLabels");
-        let caller = Caller { labels: Some(&labels), namespace: Some("prod") };
+        assert!(
+            !src.matches(&q.view(), Caller::default()),
+            "unknown caller fails sourceLabels"
+        );
+        let caller = Caller {
+            labels: Some(&labels),
+            namespace: Some("prod"),
+        };
         assert!(src.matches(&q.view(), caller));
-        let other_ns = Caller { labels: Some(&labels), namespace: Some("dev") };
+        let other_ns = Caller {
+            labels: Some(&labels),
+            namespace: Some("dev"),
+        };
         assert!(!src.matches(&q.view(), other_ns));
     }
 }

@@ -165,6 +165,9 @@ pub enum Matcher {
     PrefixIgnoreCase(String),
 }
 
+/// Built once per rule at compile; the request path only borrows it, so the size
+/// difference between variants costs nothing per request.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum RuleAction {
     Route(RouteAction),

@@ -53,15 +53,26 @@ pub(super) fn resolve_target(
         (None, Some(svc)) if svc.ports.len() == 1 => svc.ports[0].number,
         (None, Some(svc)) if !svc.ports.is_empty() => {
             let wanted = |p: &&Port| match kind {
-                RouteKind::Http => matches!(p.protocol, None | Some(UpstreamProtocol::Http1) | Some(UpstreamProtocol::Http2)),
+                RouteKind::Http => matches!(
+                    p.protocol,
+                    None | Some(UpstreamProtocol::Http1) | Some(UpstreamProtocol::Http2)
+                ),
                 RouteKind::Tcp => true,
                 RouteKind::Tls => p.protocol == Some(UpstreamProtocol::Tls),
             };
-            let chosen = svc.ports.iter().find(wanted).unwrap_or(&svc.ports[0]).number;
+            let chosen = svc
+                .ports
+                .iter()
+                .find(wanted)
+                .unwrap_or(&svc.ports[0])
+                .number;
             let all: Vec<String> = svc.ports.iter().map(|p| p.number.to_string()).collect();
             warning = Some((
                 CODE_PORT_AMBIGUOUS,
-                format!("{host} has several ports ({}); using {chosen}: set destination.port.number", all.join(", ")),
+                format!(
+                    "{host} has several ports ({}); using {chosen}: set destination.port.number",
+                    all.join(", ")
+                ),
             ));
             chosen
         }
@@ -162,8 +173,14 @@ impl<'a> ClusterSet<'a> {
         cluster.endpoints = svc.endpoints_for(&port, subset.map(|s| &s.labels));
         if let Some(dr) = rule {
             let (policy, proto) = cluster_policy(dr, subset, t.port);
-            let originates_tls = policy.tls.as_ref().is_some_and(|tls| tls.mode != UpstreamTlsMode::Disable);
-            if cluster.protocol == UpstreamProtocol::Tls && originates_tls && t.kind == RouteKind::Http {
+            let originates_tls = policy
+                .tls
+                .as_ref()
+                .is_some_and(|tls| tls.mode != UpstreamTlsMode::Disable);
+            if cluster.protocol == UpstreamProtocol::Tls
+                && originates_tls
+                && t.kind == RouteKind::Http
+            {
                 // HTTP routed to a TLS port with TLS origination: HTTP inside that TLS.
                 cluster.protocol = UpstreamProtocol::Http1;
             }
@@ -194,7 +211,16 @@ impl<'a> ClusterSet<'a> {
                 wanted.push(resolve_target(services, &svc.host, Some(p.number), None, kind).0);
                 if let Some(dr) = self.rules.for_host(&svc.host) {
                     for s in &dr.spec.subsets {
-                        wanted.push(resolve_target(services, &svc.host, Some(p.number), Some(&s.name), kind).0);
+                        wanted.push(
+                            resolve_target(
+                                services,
+                                &svc.host,
+                                Some(p.number),
+                                Some(&s.name),
+                                kind,
+                            )
+                            .0,
+                        );
                     }
                 }
             }
@@ -210,7 +236,11 @@ impl<'a> ClusterSet<'a> {
 }
 
 fn missing_code(c: &Cluster) -> &'static str {
-    if c.subset.is_some() && c.missing.as_deref().is_some_and(|m| m.starts_with("subset")) {
+    if c.subset.is_some()
+        && c.missing
+            .as_deref()
+            .is_some_and(|m| m.starts_with("subset"))
+    {
         CODE_SUBSET_MISSING
     } else {
         CODE_HOST_UNKNOWN

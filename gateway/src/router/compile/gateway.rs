@@ -25,7 +25,10 @@ pub(super) struct ServerDraft<'c> {
     pub https_redirect: bool,
 }
 
-pub(super) fn compile_all<'c>(config: &'c ConfigSet, diags: &mut Vec<Diagnostic>) -> Vec<ServerDraft<'c>> {
+pub(super) fn compile_all<'c>(
+    config: &'c ConfigSet,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<ServerDraft<'c>> {
     let mut out = Vec::new();
     for res in &config.gateways {
         match servers(res) {
@@ -42,7 +45,11 @@ fn servers(res: &Res<GatewaySpec>) -> Checked<Vec<ServerDraft<'_>>> {
     for (i, s) in res.spec.servers.iter().enumerate() {
         let at = |f: &str| format!("spec.servers[{i}].{f}");
         if s.port.number == 0 || s.port.number > 65535 {
-            return Err(problem(CODE_INVALID, at("port.number"), format!("port {} is outside 1-65535", s.port.number)));
+            return Err(problem(
+                CODE_INVALID,
+                at("port.number"),
+                format!("port {} is outside 1-65535", s.port.number),
+            ));
         }
         let protocol = match s.port.protocol.to_ascii_uppercase().as_str() {
             "HTTP" => ServerProtocol::Http,
@@ -51,27 +58,56 @@ fn servers(res: &Res<GatewaySpec>) -> Checked<Vec<ServerDraft<'_>>> {
             "GRPC" => ServerProtocol::Grpc,
             "TCP" | "MONGO" | "REDIS" | "MYSQL" => ServerProtocol::Tcp,
             "TLS" => ServerProtocol::Tls,
-            other => return Err(problem(CODE_INVALID, at("port.protocol"), format!("unknown protocol {other:?}: expected HTTP, HTTPS, HTTP2, GRPC, TCP or TLS"))),
+            other => {
+                return Err(problem(
+                    CODE_INVALID,
+                    at("port.protocol"),
+                    format!(
+                        "unknown protocol {other:?}: expected HTTP, HTTPS, HTTP2, GRPC, TCP or TLS"
+                    ),
+                ))
+            }
         };
         if s.hosts.is_empty() {
-            return Err(problem(CODE_INVALID, at("hosts"), "a server needs at least one host"));
+            return Err(problem(
+                CODE_INVALID,
+                at("hosts"),
+                "a server needs at least one host",
+            ));
         }
         let mut hosts = Vec::new();
         for (j, h) in s.hosts.iter().enumerate() {
             let (ns, host) = split_gateway_host(h.trim());
             if host.is_empty() || ns.is_empty() {
-                return Err(problem(CODE_INVALID, at(&format!("hosts[{j}]")), format!("{h:?} is not [namespace/]host")));
+                return Err(problem(
+                    CODE_INVALID,
+                    at(&format!("hosts[{j}]")),
+                    format!("{h:?} is not [namespace/]host"),
+                ));
             }
             hosts.push((ns.to_string(), host.to_ascii_lowercase()));
         }
         let https_redirect = s.tls.as_ref().is_some_and(|t| t.https_redirect);
         let tls = match (&s.tls, protocol) {
-            (Some(t), ServerProtocol::Https | ServerProtocol::Tls) => Some(tls_policy(t, &at("tls"))?),
+            (Some(t), ServerProtocol::Https | ServerProtocol::Tls) => {
+                Some(tls_policy(t, &at("tls"))?)
+            }
             (None, ServerProtocol::Https | ServerProtocol::Tls) => {
-                return Err(problem(CODE_INVALID, at("tls"), format!("a {} server needs tls settings", s.port.protocol.to_ascii_uppercase())))
+                return Err(problem(
+                    CODE_INVALID,
+                    at("tls"),
+                    format!(
+                        "a {} server needs tls settings",
+                        s.port.protocol.to_ascii_uppercase()
+                    ),
+                ))
             }
             (Some(t), _) if t.mode.is_some() => {
-                return Err(problem(CODE_INVALID, at("tls.mode"), "a plain-text server may only set tls.httpsRedirect"))
+                return Err(problem(
+                    CODE_INVALID,
+                    at("tls.mode"),
+                    "a plain-text server may only set tls.httpsRedirect",
+                ))
             }
             _ => None,
         };
@@ -99,18 +135,43 @@ fn tls_policy(t: &ServerTls, at: &str) -> Checked<ServerTlsPolicy> {
         "AUTO_PASSTHROUGH" => ServerTlsMode::AutoPassthrough,
         other => return Err(problem(CODE_INVALID, format!("{at}.mode"), format!("unknown tls mode {other:?}: expected PASSTHROUGH, SIMPLE, MUTUAL, OPTIONAL_MUTUAL, ISTIO_MUTUAL or AUTO_PASSTHROUGH"))),
     };
-    let terminates = matches!(mode, ServerTlsMode::Simple | ServerTlsMode::Mutual | ServerTlsMode::OptionalMutual);
+    let terminates = matches!(
+        mode,
+        ServerTlsMode::Simple | ServerTlsMode::Mutual | ServerTlsMode::OptionalMutual
+    );
     let has_files = t.server_certificate.is_some() && t.private_key.is_some();
     if terminates && t.credential_name.is_none() && !has_files {
-        return Err(problem(CODE_INVALID, at, "SIMPLE and MUTUAL need credentialName, or serverCertificate and privateKey"));
+        return Err(problem(
+            CODE_INVALID,
+            at,
+            "SIMPLE and MUTUAL need credentialName, or serverCertificate and privateKey",
+        ));
     }
-    if matches!(mode, ServerTlsMode::Mutual) && t.credential_name.is_none() && t.ca_certificates.is_none() {
-        return Err(problem(CODE_INVALID, at, "MUTUAL needs credentialName (with ca.crt) or caCertificates"));
+    if matches!(mode, ServerTlsMode::Mutual)
+        && t.credential_name.is_none()
+        && t.ca_certificates.is_none()
+    {
+        return Err(problem(
+            CODE_INVALID,
+            at,
+            "MUTUAL needs credentialName (with ca.crt) or caCertificates",
+        ));
     }
-    let min_tls13 = match t.min_protocol_version.as_deref().map(str::to_ascii_uppercase).as_deref() {
+    let min_tls13 = match t
+        .min_protocol_version
+        .as_deref()
+        .map(str::to_ascii_uppercase)
+        .as_deref()
+    {
         None | Some("TLS_AUTO") | Some("TLSV1_0") | Some("TLSV1_1") | Some("TLSV1_2") => false,
         Some("TLSV1_3") => true,
-        Some(other) => return Err(problem(CODE_INVALID, format!("{at}.minProtocolVersion"), format!("unknown TLS version {other:?}: expected TLSV1_2 or TLSV1_3"))),
+        Some(other) => {
+            return Err(problem(
+                CODE_INVALID,
+                format!("{at}.minProtocolVersion"),
+                format!("unknown TLS version {other:?}: expected TLSV1_2 or TLSV1_3"),
+            ))
+        }
     };
     Ok(ServerTlsPolicy {
         mode,
@@ -124,12 +185,24 @@ fn tls_policy(t: &ServerTls, at: &str) -> Checked<ServerTlsPolicy> {
 }
 
 /// A VirtualService naming a Gateway that does not exist is served nowhere: say so.
-pub(super) fn warn_unknown_gateways(vss: &[CompiledVs<'_>], servers: &[ServerDraft<'_>], diags: &mut Vec<Diagnostic>) {
+pub(super) fn warn_unknown_gateways(
+    vss: &[CompiledVs<'_>],
+    servers: &[ServerDraft<'_>],
+    diags: &mut Vec<Diagnostic>,
+) {
     for vs in vss.iter().filter(|v| !v.hosts.is_empty()) {
         for (i, g) in vs.gateways.iter().enumerate() {
             if g != "mesh" && !servers.iter().any(|s| &s.gateway == g) {
-                let field = if vs.res.spec.gateways.is_empty() { "spec.gateways".to_string() } else { format!("spec.gateways[{i}]") };
-                let p = problem(CODE_GATEWAY_NOT_FOUND, field, format!("gateway {g} is not defined: this VirtualService is not served there"));
+                let field = if vs.res.spec.gateways.is_empty() {
+                    "spec.gateways".to_string()
+                } else {
+                    format!("spec.gateways[{i}]")
+                };
+                let p = problem(
+                    CODE_GATEWAY_NOT_FOUND,
+                    field,
+                    format!("gateway {g} is not defined: this VirtualService is not served there"),
+                );
                 diags.push(p.diagnostic(&vs.res.meta, Severity::Warning));
             }
         }
@@ -177,7 +250,9 @@ fn is_catch_all(rule: &HttpRule) -> bool {
         || rule.matches.iter().any(|m| {
             let uri_all = match &m.uri {
                 None => true,
-                Some(Matcher::Prefix(p)) | Some(Matcher::PrefixIgnoreCase(p)) => p.is_empty() || p == "/",
+                Some(Matcher::Prefix(p)) | Some(Matcher::PrefixIgnoreCase(p)) => {
+                    p.is_empty() || p == "/"
+                }
                 Some(_) => false,
             };
             uri_all
@@ -211,7 +286,9 @@ fn rules_for(vs: &CompiledVs<'_>, gateway: &str) -> Vec<Arc<HttpRule>> {
 /// VirtualServices for one domain are concatenated, catch-all rules moved last.
 fn table(domains: Vec<(String, Vec<Arc<HttpRule>>)>) -> VirtualHostTable {
     let mut order: Vec<String> = Vec::new();
-    let mut merged: HashMap<String, (Vec<Arc<HttpRule>>, Vec<Arc<HttpRule>>)> = HashMap::new();
+    // domain → (rules with conditions, catch-all rules)
+    type Split = (Vec<Arc<HttpRule>>, Vec<Arc<HttpRule>>);
+    let mut merged: HashMap<String, Split> = HashMap::new();
     for (domain, rules) in domains {
         let entry = merged.entry(domain.clone()).or_insert_with(|| {
             order.push(domain);
@@ -227,7 +304,9 @@ fn table(domains: Vec<(String, Vec<Arc<HttpRule>>)>) -> VirtualHostTable {
     }
     let mut t = VirtualHostTable::default();
     for domain in order {
-        let Some((mut rules, catch_alls)) = merged.remove(&domain) else { continue };
+        let Some((mut rules, catch_alls)) = merged.remove(&domain) else {
+            continue;
+        };
         rules.extend(catch_alls);
         let i = t.vhosts.len();
         if domain == "*" {
@@ -254,7 +333,10 @@ pub(super) fn bind(s: &ServerDraft<'_>, vss: &[CompiledVs<'_>]) -> GatewayServer
     let mut domains = Vec::new();
     let mut tcp_rules = Vec::new();
     let mut tls_rules = Vec::new();
-    for vs in vss.iter().filter(|v| !v.hosts.is_empty() && v.gateways.contains(&s.gateway)) {
+    for vs in vss
+        .iter()
+        .filter(|v| !v.hosts.is_empty() && v.gateways.contains(&s.gateway))
+    {
         let mut mine: Vec<String> = Vec::new();
         for (filter, server_host) in &s.hosts {
             if !namespace_allows(filter, gw_ns, vs.namespace()) {
@@ -298,7 +380,10 @@ pub(super) fn bind(s: &ServerDraft<'_>, vss: &[CompiledVs<'_>]) -> GatewayServer
 pub(super) fn mesh_table(vss: &[CompiledVs<'_>], diags: &mut Vec<Diagnostic>) -> VirtualHostTable {
     let mut owner: HashMap<String, String> = HashMap::new();
     let mut domains = Vec::new();
-    for vs in vss.iter().filter(|v| v.gateways.iter().any(|g| g == "mesh")) {
+    for vs in vss
+        .iter()
+        .filter(|v| v.gateways.iter().any(|g| g == "mesh"))
+    {
         let rules = rules_for(vs, "mesh");
         for (i, h) in vs.hosts.iter().enumerate() {
             if let Some(first) = owner.get(h) {

@@ -19,6 +19,7 @@ pub(super) struct RuleCx<'a> {
     pub warnings: Vec<Problem>,
 }
 
+#[allow(clippy::large_enum_variant)] // short-lived, compile time only
 pub(super) enum RuleDraft {
     Rule(HttpRule),
     /// `delegate`: replaced by the delegate's rules, with these match entries AND'ed in.
@@ -30,16 +31,31 @@ pub(super) enum RuleDraft {
 }
 
 impl RuleCx<'_> {
-    pub fn destination(&mut self, d: &Destination, ns: &str, at: &str, kind: RouteKind) -> Checked<Target> {
+    pub fn destination(
+        &mut self,
+        d: &Destination,
+        ns: &str,
+        at: &str,
+        kind: RouteKind,
+    ) -> Checked<Target> {
         if d.host.trim().is_empty() {
-            return Err(problem(CODE_INVALID, format!("{at}.host"), "destination host is required"));
+            return Err(problem(
+                CODE_INVALID,
+                format!("{at}.host"),
+                "destination host is required",
+            ));
         }
         let host = expand_host(&d.host, ns);
         let port = d.port.as_ref().map(|p| p.number).filter(|n| *n != 0);
         if port.is_some_and(|p| p > 65535) {
-            return Err(problem(CODE_INVALID, format!("{at}.port.number"), "port is outside 1-65535"));
+            return Err(problem(
+                CODE_INVALID,
+                format!("{at}.port.number"),
+                "port is outside 1-65535",
+            ));
         }
-        let (target, warning) = resolve_target(self.services, &host, port, d.subset.as_deref(), kind);
+        let (target, warning) =
+            resolve_target(self.services, &host, port, d.subset.as_deref(), kind);
         if let Some((code, msg)) = warning {
             self.warnings.push(problem(code, at, msg));
         }
@@ -54,7 +70,13 @@ impl RuleCx<'_> {
     /// weights are relative shares and must not add up to 0.
     pub fn weighted<'d>(
         &mut self,
-        dests: impl ExactSizeIterator<Item = (&'d Destination, Option<i64>, Option<&'d Option<crate::config::Headers>>)>,
+        dests: impl ExactSizeIterator<
+            Item = (
+                &'d Destination,
+                Option<i64>,
+                Option<&'d Option<crate::config::Headers>>,
+            ),
+        >,
         ns: &str,
         at: &str,
         kind: RouteKind,
@@ -67,11 +89,21 @@ impl RuleCx<'_> {
             let weight = match weight {
                 None if single => 100,
                 None => 0,
-                Some(w) => u32::try_from(w).map_err(|_| problem(CODE_WEIGHT, format!("{here}.weight"), format!("weight {w} must be between 0 and {}", u32::MAX)))?,
+                Some(w) => u32::try_from(w).map_err(|_| {
+                    problem(
+                        CODE_WEIGHT,
+                        format!("{here}.weight"),
+                        format!("weight {w} must be between 0 and {}", u32::MAX),
+                    )
+                })?,
             };
-            total = total
-                .checked_add(weight)
-                .ok_or_else(|| problem(CODE_WEIGHT, format!("{here}.weight"), "weights add up to more than 2^32"))?;
+            total = total.checked_add(weight).ok_or_else(|| {
+                problem(
+                    CODE_WEIGHT,
+                    format!("{here}.weight"),
+                    "weights add up to more than 2^32",
+                )
+            })?;
             let target = self.destination(d, ns, &format!("{here}.destination"), kind)?;
             out.push(WeightedDestination {
                 cluster: target.name,
@@ -86,38 +118,85 @@ impl RuleCx<'_> {
             });
         }
         if out.is_empty() {
-            return Err(problem(CODE_INVALID, at, "a route needs at least one destination"));
+            return Err(problem(
+                CODE_INVALID,
+                at,
+                "a route needs at least one destination",
+            ));
         }
         if total == 0 {
-            return Err(problem(CODE_WEIGHT, at, "route weights add up to 0: give at least one destination a weight"));
+            return Err(problem(
+                CODE_WEIGHT,
+                at,
+                "route weights add up to 0: give at least one destination a weight",
+            ));
         }
         Ok((out, total))
     }
 }
 
-pub(super) fn http_rule(r: &HttpRoute, i: usize, meta: &ResourceMeta, cx: &mut RuleCx<'_>) -> Checked<RuleDraft> {
+pub(super) fn http_rule(
+    r: &HttpRoute,
+    i: usize,
+    meta: &ResourceMeta,
+    cx: &mut RuleCx<'_>,
+) -> Checked<RuleDraft> {
     let ns = meta.namespace.as_str();
     let at = format!("spec.http[{i}]");
     let f = |s: &str| format!("{at}.{s}");
     let mut matches = Vec::new();
     for (j, m) in r.matches.iter().enumerate() {
-        matches.push(request_match(m, &f(&format!("match[{j}]")), ns, cx.regexes)?);
+        matches.push(request_match(
+            m,
+            &f(&format!("match[{j}]")),
+            ns,
+            cx.regexes,
+        )?);
     }
-    let actions = [!r.route.is_empty(), r.redirect.is_some(), r.direct_response.is_some(), r.delegate.is_some()];
+    let actions = [
+        !r.route.is_empty(),
+        r.redirect.is_some(),
+        r.direct_response.is_some(),
+        r.delegate.is_some(),
+    ];
     match actions.iter().filter(|a| **a).count() {
         1 => {}
-        0 => return Err(problem(CODE_INVALID, at, "a rule needs one of route, redirect, directResponse, delegate")),
-        _ => return Err(problem(CODE_INVALID, at, "a rule takes only one of route, redirect, directResponse, delegate")),
+        0 => {
+            return Err(problem(
+                CODE_INVALID,
+                at,
+                "a rule needs one of route, redirect, directResponse, delegate",
+            ))
+        }
+        _ => {
+            return Err(problem(
+                CODE_INVALID,
+                at,
+                "a rule takes only one of route, redirect, directResponse, delegate",
+            ))
+        }
     }
     if r.fault.is_some() && (r.redirect.is_some() || r.direct_response.is_some()) {
-        return Err(problem(CODE_INVALID, f("fault"), "fault cannot be combined with redirect or directResponse"));
+        return Err(problem(
+            CODE_INVALID,
+            f("fault"),
+            "fault cannot be combined with redirect or directResponse",
+        ));
     }
     if r.rewrite.is_some() && r.redirect.is_some() {
-        return Err(problem(CODE_INVALID, f("rewrite"), "rewrite cannot be combined with redirect"));
+        return Err(problem(
+            CODE_INVALID,
+            f("rewrite"),
+            "rewrite cannot be combined with redirect",
+        ));
     }
     if let Some(d) = &r.delegate {
         let target = format!("{}/{}", d.namespace.as_deref().unwrap_or(ns), d.name);
-        return Ok(RuleDraft::Delegate { index: i, matches, target });
+        return Ok(RuleDraft::Delegate {
+            index: i,
+            matches,
+            target,
+        });
     }
     let action = if let Some(rd) = &r.redirect {
         RuleAction::Redirect(rule_parts::redirect(rd, &f("redirect"))?)
@@ -139,7 +218,10 @@ pub(super) fn http_rule(r: &HttpRoute, i: usize, meta: &ResourceMeta, cx: &mut R
 
 fn route_action(r: &HttpRoute, ns: &str, at: &str, cx: &mut RuleCx<'_>) -> Checked<RouteAction> {
     let f = |s: &str| format!("{at}.{s}");
-    let dests = r.route.iter().map(|d| (&d.destination, d.weight, Some(&d.headers)));
+    let dests = r
+        .route
+        .iter()
+        .map(|d| (&d.destination, d.weight, Some(&d.headers)));
     let (destinations, total_weight) = cx.weighted(dests, ns, &f("route"), RouteKind::Http)?;
     let timeout = match &r.timeout {
         // `0s` turns the route timeout off, as in Envoy.
@@ -157,27 +239,55 @@ fn route_action(r: &HttpRoute, ns: &str, at: &str, cx: &mut RuleCx<'_>) -> Check
     }
     for (j, m) in r.mirrors.iter().enumerate() {
         let fraction = m.percentage.map(|p| p.value).unwrap_or(100.0);
-        mirrors.push(mirror(&m.destination, fraction, ns, &f(&format!("mirrors[{j}].destination")), cx)?);
+        mirrors.push(mirror(
+            &m.destination,
+            fraction,
+            ns,
+            &f(&format!("mirrors[{j}].destination")),
+            cx,
+        )?);
     }
     Ok(RouteAction {
         destinations,
         total_weight,
-        rewrite: r.rewrite.as_ref().map(|rw| rule_parts::rewrite(rw, &f("rewrite"), cx.regexes)).transpose()?,
+        rewrite: r
+            .rewrite
+            .as_ref()
+            .map(|rw| rule_parts::rewrite(rw, &f("rewrite"), cx.regexes))
+            .transpose()?,
         timeout,
         retries: match &r.retries {
             Some(rt) => rule_parts::retries(rt, &f("retries"))?,
             None => RetryPolicy::default(),
         },
-        fault: r.fault.as_ref().map(|ft| rule_parts::fault(ft, &f("fault"))).transpose()?,
+        fault: r
+            .fault
+            .as_ref()
+            .map(|ft| rule_parts::fault(ft, &f("fault")))
+            .transpose()?,
         mirrors,
-        cors: r.cors_policy.as_ref().map(|c| rule_parts::cors(c, &f("corsPolicy"), cx.regexes)).transpose()?,
+        cors: r
+            .cors_policy
+            .as_ref()
+            .map(|c| rule_parts::cors(c, &f("corsPolicy"), cx.regexes))
+            .transpose()?,
         headers: rule_parts::headers(&r.headers, &f("headers"))?,
     })
 }
 
-fn mirror(d: &Destination, percent: f64, ns: &str, at: &str, cx: &mut RuleCx<'_>) -> Checked<Mirror> {
+fn mirror(
+    d: &Destination,
+    percent: f64,
+    ns: &str,
+    at: &str,
+    cx: &mut RuleCx<'_>,
+) -> Checked<Mirror> {
     if !(0.0..=100.0).contains(&percent) {
-        return Err(problem(CODE_INVALID, at, format!("mirror percentage {percent} is outside 0-100")));
+        return Err(problem(
+            CODE_INVALID,
+            at,
+            format!("mirror percentage {percent} is outside 0-100"),
+        ));
     }
     let t = cx.destination(d, ns, at, RouteKind::Http)?;
     Ok(Mirror {

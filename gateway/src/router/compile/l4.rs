@@ -14,7 +14,10 @@ pub(super) struct Narrowed<T> {
     pub gateways: Vec<String>,
 }
 
-fn narrowing<'m>(mut per_match: impl Iterator<Item = &'m Vec<String>> + Clone, ns: &str) -> Vec<String> {
+fn narrowing<'m>(
+    mut per_match: impl Iterator<Item = &'m Vec<String>> + Clone,
+    ns: &str,
+) -> Vec<String> {
     // Only when every entry names gateways is the rule limited to them.
     if per_match.clone().next().is_none() || per_match.clone().any(|g| g.is_empty()) {
         return Vec::new();
@@ -36,7 +39,12 @@ fn ports(per_match: &[Option<u32>]) -> Vec<u32> {
     per_match.iter().flatten().copied().collect()
 }
 
-pub(super) fn tcp_rule(r: &TcpRoute, i: usize, meta: &ResourceMeta, cx: &mut RuleCx<'_>) -> Checked<Narrowed<TcpRule>> {
+pub(super) fn tcp_rule(
+    r: &TcpRoute,
+    i: usize,
+    meta: &ResourceMeta,
+    cx: &mut RuleCx<'_>,
+) -> Checked<Narrowed<TcpRule>> {
     let ns = meta.namespace.as_str();
     let at = format!("spec.tcp[{i}].route");
     let dests = r.route.iter().map(|d| (&d.destination, d.weight, None));
@@ -54,21 +62,35 @@ pub(super) fn tcp_rule(r: &TcpRoute, i: usize, meta: &ResourceMeta, cx: &mut Rul
     })
 }
 
-pub(super) fn tls_rule(r: &TlsRoute, i: usize, meta: &ResourceMeta, cx: &mut RuleCx<'_>) -> Checked<Narrowed<TlsRule>> {
+pub(super) fn tls_rule(
+    r: &TlsRoute,
+    i: usize,
+    meta: &ResourceMeta,
+    cx: &mut RuleCx<'_>,
+) -> Checked<Narrowed<TlsRule>> {
     let ns = meta.namespace.as_str();
     let at = format!("spec.tls[{i}]");
     let mut sni_hosts = Vec::new();
     for (j, m) in r.matches.iter().enumerate() {
         if m.sni_hosts.is_empty() {
-            return Err(problem(CODE_INVALID, format!("{at}.match[{j}].sniHosts"), "a tls match needs sniHosts"));
+            return Err(problem(
+                CODE_INVALID,
+                format!("{at}.match[{j}].sniHosts"),
+                "a tls match needs sniHosts",
+            ));
         }
         sni_hosts.extend(m.sni_hosts.iter().map(|h| h.trim().to_ascii_lowercase()));
     }
     if r.matches.is_empty() {
-        return Err(problem(CODE_INVALID, format!("{at}.match"), "a tls rule needs a match with sniHosts"));
+        return Err(problem(
+            CODE_INVALID,
+            format!("{at}.match"),
+            "a tls rule needs a match with sniHosts",
+        ));
     }
     let dests = r.route.iter().map(|d| (&d.destination, d.weight, None));
-    let (destinations, total_weight) = cx.weighted(dests, ns, &format!("{at}.route"), RouteKind::Tls)?;
+    let (destinations, total_weight) =
+        cx.weighted(dests, ns, &format!("{at}.route"), RouteKind::Tls)?;
     let rule = TlsRule {
         virtual_service: format!("{ns}/{}", meta.name),
         index: i,

@@ -36,7 +36,13 @@ impl RegexCache {
         let r = regex::RegexBuilder::new(pattern)
             .size_limit(REGEX_SIZE_LIMIT)
             .build()
-            .map_err(|e| problem(CODE_REGEX, field, format!("invalid regex {written:?}: {}", first_line(&e.to_string()))))?;
+            .map_err(|e| {
+                problem(
+                    CODE_REGEX,
+                    field,
+                    format!("invalid regex {written:?}: {}", first_line(&e.to_string())),
+                )
+            })?;
         self.compiled.insert(pattern.to_string(), r.clone());
         Ok(r)
     }
@@ -61,10 +67,22 @@ pub(super) enum Use {
 
 /// Compiles one `{exact|prefix|regex}`; None when it sets nothing and `usage` gives
 /// that no meaning (a uri `{}` adds no condition).
-pub(super) fn string_match(m: &StringMatch, usage: Use, field: &str, re: &mut RegexCache) -> Checked<Option<Matcher>> {
-    let set = [m.exact.is_some(), m.prefix.is_some(), m.regex.is_some()].iter().filter(|b| **b).count();
+pub(super) fn string_match(
+    m: &StringMatch,
+    usage: Use,
+    field: &str,
+    re: &mut RegexCache,
+) -> Checked<Option<Matcher>> {
+    let set = [m.exact.is_some(), m.prefix.is_some(), m.regex.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
     if set > 1 {
-        return Err(problem(CODE_INVALID, field, "set only one of exact, prefix, regex"));
+        return Err(problem(
+            CODE_INVALID,
+            field,
+            "set only one of exact, prefix, regex",
+        ));
     }
     let ignore_case = matches!(usage, Use::Uri { ignore_case: true });
     Ok(Some(if let Some(e) = &m.exact {
@@ -95,8 +113,13 @@ pub(super) fn string_match(m: &StringMatch, usage: Use, field: &str, re: &mut Re
 }
 
 fn header_name(name: &str, field: &str) -> Checked<http::HeaderName> {
-    http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
-        .map_err(|_| problem(CODE_INVALID, field, format!("{name:?} is not a valid header name")))
+    http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).map_err(|_| {
+        problem(
+            CODE_INVALID,
+            field,
+            format!("{name:?} is not a valid header name"),
+        )
+    })
 }
 
 /// `[ns/]name` → `ns/name`; `mesh` stays `mesh`.
@@ -108,9 +131,18 @@ pub(super) fn gateway_ref(g: &str, namespace: &str) -> String {
     }
 }
 
-pub(super) fn request_match(m: &HttpMatchRequest, at: &str, namespace: &str, re: &mut RegexCache) -> Checked<RequestMatch> {
+pub(super) fn request_match(
+    m: &HttpMatchRequest,
+    at: &str,
+    namespace: &str,
+    re: &mut RegexCache,
+) -> Checked<RequestMatch> {
     let f = |s: &str| format!("{at}.{s}");
-    let value = |sm: &Option<StringMatch>, usage, name: &str, re: &mut RegexCache| -> Checked<Option<Matcher>> {
+    let value = |sm: &Option<StringMatch>,
+                 usage,
+                 name: &str,
+                 re: &mut RegexCache|
+     -> Checked<Option<Matcher>> {
         match sm {
             Some(sm) => string_match(sm, usage, &f(name), re),
             None => Ok(None),
@@ -118,12 +150,23 @@ pub(super) fn request_match(m: &HttpMatchRequest, at: &str, namespace: &str, re:
     };
     let mut out = RequestMatch {
         name: m.name.clone(),
-        uri: value(&m.uri, Use::Uri { ignore_case: m.ignore_uri_case }, "uri", re)?,
+        uri: value(
+            &m.uri,
+            Use::Uri {
+                ignore_case: m.ignore_uri_case,
+            },
+            "uri",
+            re,
+        )?,
         scheme: value(&m.scheme, Use::Value, "scheme", re)?,
         method: value(&m.method, Use::Value, "method", re)?,
         authority: value(&m.authority, Use::Value, "authority", re)?,
         port: m.port,
-        gateways: m.gateways.iter().map(|g| gateway_ref(g, namespace)).collect(),
+        gateways: m
+            .gateways
+            .iter()
+            .map(|g| gateway_ref(g, namespace))
+            .collect(),
         source_labels: m.source_labels.clone(),
         source_namespace: m.source_namespace.clone(),
         ..RequestMatch::default()
@@ -160,7 +203,9 @@ pub(super) fn merge_delegate(parent: &RequestMatch, child: &RequestMatch) -> Opt
         (None, c) => c.clone(),
         (Some(p), Some(c)) => {
             let within = match (p, c) {
-                (Matcher::Prefix(pp), Matcher::Prefix(cp) | Matcher::Exact(cp)) => cp.starts_with(pp.as_str()),
+                (Matcher::Prefix(pp), Matcher::Prefix(cp) | Matcher::Exact(cp)) => {
+                    cp.starts_with(pp.as_str())
+                }
                 (Matcher::Exact(pe), Matcher::Exact(ce)) => pe == ce,
                 (Matcher::Exact(_), Matcher::Prefix(_)) => false,
                 _ => true,
@@ -179,20 +224,32 @@ pub(super) fn merge_delegate(parent: &RequestMatch, child: &RequestMatch) -> Opt
         (a, b) => b.or(a),
     };
     let union = |p: &[(http::HeaderName, Matcher)], c: &[(http::HeaderName, Matcher)]| {
-        let mut v: Vec<_> = p.iter().filter(|(k, _)| !c.iter().any(|(ck, _)| ck == k)).cloned().collect();
+        let mut v: Vec<_> = p
+            .iter()
+            .filter(|(k, _)| !c.iter().any(|(ck, _)| ck == k))
+            .cloned()
+            .collect();
         v.extend(c.iter().cloned());
         v
     };
     out.headers = union(&parent.headers, &child.headers);
     out.without_headers = union(&parent.without_headers, &child.without_headers);
-    let mut q: Vec<_> = parent.query_params.iter().filter(|(k, _)| !child.query_params.iter().any(|(ck, _)| ck == k)).cloned().collect();
+    let mut q: Vec<_> = parent
+        .query_params
+        .iter()
+        .filter(|(k, _)| !child.query_params.iter().any(|(ck, _)| ck == k))
+        .cloned()
+        .collect();
     q.extend(child.query_params.iter().cloned());
     out.query_params = q;
     out.gateways = parent.gateways.clone();
     let mut labels = parent.source_labels.clone();
     labels.extend(child.source_labels.clone());
     out.source_labels = labels;
-    out.source_namespace = child.source_namespace.clone().or_else(|| parent.source_namespace.clone());
+    out.source_namespace = child
+        .source_namespace
+        .clone()
+        .or_else(|| parent.source_namespace.clone());
     out.name = child.name.clone().or_else(|| parent.name.clone());
     Some(out)
 }

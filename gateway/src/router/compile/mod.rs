@@ -57,7 +57,11 @@ pub(crate) struct Problem {
 
 pub(crate) type Checked<T> = Result<T, Problem>;
 
-pub(crate) fn problem(code: &'static str, field: impl Into<String>, message: impl Into<String>) -> Problem {
+pub(crate) fn problem(
+    code: &'static str,
+    field: impl Into<String>,
+    message: impl Into<String>,
+) -> Problem {
     Problem {
         code,
         field: field.into(),
@@ -145,4 +149,5 @@ pub fn compile(config: &ConfigSet, version: u64) -> Compiled {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;

@@ -73,7 +73,8 @@ impl<'c> DestinationRules<'c> {
                 out.exact.entry(host).or_insert(dr);
             }
         }
-        out.wildcard.sort_by_key(|(h, _)| std::cmp::Reverse(h.len()));
+        out.wildcard
+            .sort_by_key(|(h, _)| std::cmp::Reverse(h.len()));
         out
     }
 
@@ -107,7 +108,11 @@ pub(super) fn cluster_policy(
 /// Checks every policy layer of a rule so a bad one rejects the rule as a whole.
 fn validate(dr: &Res<DestinationRuleSpec>) -> Checked<()> {
     if dr.spec.host.trim().is_empty() {
-        return Err(problem(CODE_INVALID, "spec.host", "a DestinationRule needs a host"));
+        return Err(problem(
+            CODE_INVALID,
+            "spec.host",
+            "a DestinationRule needs a host",
+        ));
     }
     let check = |tp: &TrafficPolicy, at: &str| -> Checked<()> {
         let mut l = Layers::default();
@@ -130,7 +135,14 @@ fn validate(dr: &Res<DestinationRuleSpec>) -> Checked<()> {
     let mut seen = std::collections::HashSet::new();
     for (i, s) in dr.spec.subsets.iter().enumerate() {
         if s.name.is_empty() || !seen.insert(s.name.as_str()) {
-            return Err(problem(CODE_INVALID, format!("spec.subsets[{i}].name"), format!("subset names must be unique and non-empty (got {:?})", s.name)));
+            return Err(problem(
+                CODE_INVALID,
+                format!("spec.subsets[{i}].name"),
+                format!(
+                    "subset names must be unique and non-empty (got {:?})",
+                    s.name
+                ),
+            ));
         }
         if let Some(tp) = &s.traffic_policy {
             check(tp, &format!("spec.subsets[{i}].trafficPolicy"))?;
@@ -182,18 +194,33 @@ fn convert(l: &Layers<'_>, at: &str) -> Checked<(ClusterPolicy, ProtocolOverride
             consecutive_5xx: od.consecutive_5xx_errors.unwrap_or(5),
             consecutive_gateway_errors: od.consecutive_gateway_errors.unwrap_or(0),
             interval: duration(&od.interval, || f("interval"))?.unwrap_or(Duration::from_secs(10)),
-            base_ejection_time: duration(&od.base_ejection_time, || f("baseEjectionTime"))?.unwrap_or(Duration::from_secs(30)),
+            base_ejection_time: duration(&od.base_ejection_time, || f("baseEjectionTime"))?
+                .unwrap_or(Duration::from_secs(30)),
             max_ejection_percent: od.max_ejection_percent.unwrap_or(10).min(100),
             min_health_percent: od.min_health_percent.unwrap_or(0).min(100),
         });
     }
     if let Some(tls) = l.tls {
-        let mode = match tls.mode.as_deref().unwrap_or("DISABLE").to_ascii_uppercase().as_str() {
+        let mode = match tls
+            .mode
+            .as_deref()
+            .unwrap_or("DISABLE")
+            .to_ascii_uppercase()
+            .as_str()
+        {
             "DISABLE" => UpstreamTlsMode::Disable,
             "SIMPLE" => UpstreamTlsMode::Simple,
             "MUTUAL" => UpstreamTlsMode::Mutual,
             "ISTIO_MUTUAL" => UpstreamTlsMode::IstioMutual,
-            other => return Err(problem(CODE_INVALID, format!("{at}.tls.mode"), format!("unknown tls mode {other:?}: expected DISABLE, SIMPLE, MUTUAL or ISTIO_MUTUAL"))),
+            other => {
+                return Err(problem(
+                    CODE_INVALID,
+                    format!("{at}.tls.mode"),
+                    format!(
+                    "unknown tls mode {other:?}: expected DISABLE, SIMPLE, MUTUAL or ISTIO_MUTUAL"
+                ),
+                ))
+            }
         };
         out.tls = Some(UpstreamTls {
             mode,
@@ -213,8 +240,14 @@ fn load_balancer(lb: &LoadBalancer, at: &str) -> Checked<LoadBalancerPolicy> {
     if let Some(ch) = &lb.consistent_hash {
         let f = |s: &str| format!("{at}.consistentHash.{s}");
         let policy = if let Some(h) = &ch.http_header_name {
-            let name = http::HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes())
-                .map_err(|_| problem(CODE_INVALID, f("httpHeaderName"), format!("{h:?} is not a valid header name")))?;
+            let name =
+                http::HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()).map_err(|_| {
+                    problem(
+                        CODE_INVALID,
+                        f("httpHeaderName"),
+                        format!("{h:?} is not a valid header name"),
+                    )
+                })?;
             HashPolicy::Header(name)
         } else if let Some(c) = &ch.http_cookie {
             HashPolicy::Cookie {
@@ -227,7 +260,11 @@ fn load_balancer(lb: &LoadBalancer, at: &str) -> Checked<LoadBalancerPolicy> {
         } else if let Some(q) = &ch.http_query_parameter_name {
             HashPolicy::QueryParameter(q.clone())
         } else {
-            return Err(problem(CODE_INVALID, format!("{at}.consistentHash"), "set one of httpHeaderName, httpCookie, useSourceIp, httpQueryParameterName"));
+            return Err(problem(
+                CODE_INVALID,
+                format!("{at}.consistentHash"),
+                "set one of httpHeaderName, httpCookie, useSourceIp, httpQueryParameterName",
+            ));
         };
         return Ok(LoadBalancerPolicy::ConsistentHash(policy));
     }

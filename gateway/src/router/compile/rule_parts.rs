@@ -20,14 +20,22 @@ fn fraction(p: Option<Percent>, legacy: Option<u32>, field: &str) -> Checked<f64
         (None, None) => 0.0,
     };
     if !(0.0..=100.0).contains(&value) {
-        return Err(problem(CODE_INVALID, field, format!("percentage {value} is outside 0-100")));
+        return Err(problem(
+            CODE_INVALID,
+            field,
+            format!("percentage {value} is outside 0-100"),
+        ));
     }
     Ok(value / 100.0)
 }
 
 pub(super) fn retries(r: &config::HttpRetry, at: &str) -> Checked<RetryPolicy> {
     if r.attempts < 0 {
-        return Err(problem(CODE_INVALID, format!("{at}.attempts"), "attempts cannot be negative"));
+        return Err(problem(
+            CODE_INVALID,
+            format!("{at}.attempts"),
+            "attempts cannot be negative",
+        ));
     }
     if r.attempts == 0 {
         return Ok(RetryPolicy {
@@ -73,8 +81,22 @@ pub(super) fn retries(r: &config::HttpRetry, at: &str) -> Checked<RetryPolicy> {
 }
 
 const GRPC_CODES: [&str; 17] = [
-    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
     "UNAUTHENTICATED",
 ];
 
@@ -82,32 +104,61 @@ pub(super) fn fault(f: &config::HttpFault, at: &str) -> Checked<Fault> {
     let delay = match &f.delay {
         Some(d) => {
             let Some(fixed) = &d.fixed_delay else {
-                return Err(problem(CODE_INVALID, format!("{at}.delay"), "a delay needs fixedDelay"));
+                return Err(problem(
+                    CODE_INVALID,
+                    format!("{at}.delay"),
+                    "a delay needs fixedDelay",
+                ));
             };
             let how_long = duration(fixed, &format!("{at}.delay.fixedDelay"))?;
-            Some((how_long, fraction(d.percentage, d.percent, &format!("{at}.delay.percentage"))?))
+            Some((
+                how_long,
+                fraction(d.percentage, d.percent, &format!("{at}.delay.percentage"))?,
+            ))
         }
         None => None,
     };
     let abort = match &f.abort {
         Some(a) => {
             let f = |s: &str| format!("{at}.abort.{s}");
-            let (http_status, grpc_status) = match (&a.http_status, &a.grpc_status) {
-                (Some(s), None) if (200..=599).contains(s) => (*s as u16, None),
-                (Some(s), None) => return Err(problem(CODE_INVALID, f("httpStatus"), format!("httpStatus {s} is outside 200-599"))),
-                (None, Some(g)) => {
-                    let code = match g {
-                        serde_yaml::Value::Number(n) => n.as_u64().filter(|c| *c <= 16).map(|c| c as u32),
-                        serde_yaml::Value::String(s) => GRPC_CODES.iter().position(|c| c.eq_ignore_ascii_case(s)).map(|c| c as u32),
-                        _ => None,
-                    };
-                    match code {
-                        Some(c) => (200, Some(c)),
-                        None => return Err(problem(CODE_INVALID, f("grpcStatus"), "grpcStatus must be a gRPC code name (UNAVAILABLE) or number 0-16")),
+            let (http_status, grpc_status) =
+                match (&a.http_status, &a.grpc_status) {
+                    (Some(s), None) if (200..=599).contains(s) => (*s as u16, None),
+                    (Some(s), None) => {
+                        return Err(problem(
+                            CODE_INVALID,
+                            f("httpStatus"),
+                            format!("httpStatus {s} is outside 200-599"),
+                        ))
                     }
-                }
-                _ => return Err(problem(CODE_INVALID, at.to_string() + ".abort", "an abort needs exactly one of httpStatus, grpcStatus")),
-            };
+                    (None, Some(g)) => {
+                        let code = match g {
+                            serde_yaml::Value::Number(n) => {
+                                n.as_u64().filter(|c| *c <= 16).map(|c| c as u32)
+                            }
+                            serde_yaml::Value::String(s) => GRPC_CODES
+                                .iter()
+                                .position(|c| c.eq_ignore_ascii_case(s))
+                                .map(|c| c as u32),
+                            _ => None,
+                        };
+                        match code {
+                            Some(c) => (200, Some(c)),
+                            None => return Err(problem(
+                                CODE_INVALID,
+                                f("grpcStatus"),
+                                "grpcStatus must be a gRPC code name (UNAVAILABLE) or number 0-16",
+                            )),
+                        }
+                    }
+                    _ => {
+                        return Err(problem(
+                            CODE_INVALID,
+                            at.to_string() + ".abort",
+                            "an abort needs exactly one of httpStatus, grpcStatus",
+                        ))
+                    }
+                };
             Some(FaultAbort {
                 http_status,
                 grpc_status,
@@ -125,33 +176,59 @@ pub(super) fn cors(c: &config::CorsPolicy, at: &str, re: &mut RegexCache) -> Che
         let field = format!("{at}.allowOrigins[{i}]");
         match string_match(o, Use::Value, &field, re)? {
             Some(m) => allow_origins.push(m),
-            None => return Err(problem(CODE_INVALID, field, "set one of exact, prefix, regex")),
+            None => {
+                return Err(problem(
+                    CODE_INVALID,
+                    field,
+                    "set one of exact, prefix, regex",
+                ))
+            }
         }
     }
     for o in &c.allow_origin {
-        allow_origins.push(if o == "*" { Matcher::Prefix(String::new()) } else { Matcher::Exact(o.clone()) });
+        allow_origins.push(if o == "*" {
+            Matcher::Prefix(String::new())
+        } else {
+            Matcher::Exact(o.clone())
+        });
     }
     Ok(Cors {
         allow_origins,
         allow_methods: c.allow_methods.join(","),
         allow_headers: c.allow_headers.join(","),
         expose_headers: c.expose_headers.join(","),
-        max_age: c.max_age.as_deref().map(|t| duration(t, &format!("{at}.maxAge"))).transpose()?,
+        max_age: c
+            .max_age
+            .as_deref()
+            .map(|t| duration(t, &format!("{at}.maxAge")))
+            .transpose()?,
         allow_credentials: c.allow_credentials.unwrap_or(false),
     })
 }
 
 fn header_ops(o: &config::HeaderOperations, at: &str) -> Checked<HeaderOperations> {
     let name = |k: &str, field: String| {
-        http::HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes())
-            .map_err(|_| problem(CODE_INVALID, field, format!("{k:?} is not a valid header name")))
+        http::HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes()).map_err(|_| {
+            problem(
+                CODE_INVALID,
+                field,
+                format!("{k:?} is not a valid header name"),
+            )
+        })
     };
-    let pairs = |m: &std::collections::BTreeMap<String, String>, kind: &str| -> Checked<Vec<(http::HeaderName, http::HeaderValue)>> {
+    let pairs = |m: &std::collections::BTreeMap<String, String>,
+                 kind: &str|
+     -> Checked<Vec<(http::HeaderName, http::HeaderValue)>> {
         m.iter()
             .map(|(k, v)| {
                 let field = format!("{at}.{kind}.{k}");
-                let value = http::HeaderValue::from_str(v)
-                    .map_err(|_| problem(CODE_INVALID, field.clone(), format!("{v:?} is not a valid header value")))?;
+                let value = http::HeaderValue::from_str(v).map_err(|_| {
+                    problem(
+                        CODE_INVALID,
+                        field.clone(),
+                        format!("{v:?} is not a valid header value"),
+                    )
+                })?;
                 Ok((name(k, field)?, value))
             })
             .collect()
@@ -173,8 +250,18 @@ pub(super) fn headers(h: &Option<config::Headers>, at: &str) -> Checked<HeaderOp
         return Ok(HeaderOps::default());
     };
     Ok(HeaderOps {
-        request: h.request.as_ref().map(|o| header_ops(o, &format!("{at}.request"))).transpose()?.unwrap_or_default(),
-        response: h.response.as_ref().map(|o| header_ops(o, &format!("{at}.response"))).transpose()?.unwrap_or_default(),
+        request: h
+            .request
+            .as_ref()
+            .map(|o| header_ops(o, &format!("{at}.request")))
+            .transpose()?
+            .unwrap_or_default(),
+        response: h
+            .response
+            .as_ref()
+            .map(|o| header_ops(o, &format!("{at}.response")))
+            .transpose()?
+            .unwrap_or_default(),
     })
 }
 
@@ -201,10 +288,17 @@ fn rewrite_template(t: &str) -> String {
 
 pub(super) fn rewrite(r: &config::HttpRewrite, at: &str, re: &mut RegexCache) -> Checked<Rewrite> {
     if r.uri.is_some() && r.uri_regex_rewrite.is_some() {
-        return Err(problem(CODE_INVALID, at, "set only one of uri, uriRegexRewrite"));
+        return Err(problem(
+            CODE_INVALID,
+            at,
+            "set only one of uri, uriRegexRewrite",
+        ));
     }
     let uri_regex = match &r.uri_regex_rewrite {
-        Some(rr) => Some((re.unanchored(&rr.pattern, &format!("{at}.uriRegexRewrite.match"))?, rewrite_template(&rr.rewrite))),
+        Some(rr) => Some((
+            re.unanchored(&rr.pattern, &format!("{at}.uriRegexRewrite.match"))?,
+            rewrite_template(&rr.rewrite),
+        )),
         None => None,
     };
     Ok(Rewrite {
@@ -217,18 +311,38 @@ pub(super) fn rewrite(r: &config::HttpRewrite, at: &str, re: &mut RegexCache) ->
 pub(super) fn redirect(r: &config::HttpRedirect, at: &str) -> Checked<Redirect> {
     let code = r.redirect_code.unwrap_or(301);
     if ![301, 302, 303, 307, 308].contains(&code) {
-        return Err(problem(CODE_INVALID, format!("{at}.redirectCode"), format!("redirectCode {code} is not one of 301, 302, 303, 307, 308")));
+        return Err(problem(
+            CODE_INVALID,
+            format!("{at}.redirectCode"),
+            format!("redirectCode {code} is not one of 301, 302, 303, 307, 308"),
+        ));
     }
     let derive = match r.derive_port.as_deref() {
         None | Some("FROM_PROTOCOL_DEFAULT") => false,
         Some("FROM_REQUEST_PORT") => true,
-        Some(other) => return Err(problem(CODE_INVALID, format!("{at}.derivePort"), format!("unknown derivePort {other:?}: expected FROM_PROTOCOL_DEFAULT or FROM_REQUEST_PORT"))),
+        Some(other) => {
+            return Err(problem(
+                CODE_INVALID,
+                format!("{at}.derivePort"),
+                format!(
+                "unknown derivePort {other:?}: expected FROM_PROTOCOL_DEFAULT or FROM_REQUEST_PORT"
+            ),
+            ))
+        }
     };
     if derive && r.port.is_some() {
-        return Err(problem(CODE_INVALID, at, "set only one of port, derivePort"));
+        return Err(problem(
+            CODE_INVALID,
+            at,
+            "set only one of port, derivePort",
+        ));
     }
     if r.uri.is_some() && r.prefix_rewrite.is_some() {
-        return Err(problem(CODE_INVALID, at, "set only one of uri, prefixRewrite"));
+        return Err(problem(
+            CODE_INVALID,
+            at,
+            "set only one of uri, prefixRewrite",
+        ));
     }
     Ok(Redirect {
         uri: r.uri.clone(),
@@ -243,7 +357,11 @@ pub(super) fn redirect(r: &config::HttpRedirect, at: &str) -> Checked<Redirect> 
 
 pub(super) fn direct_response(d: &config::HttpDirectResponse, at: &str) -> Checked<DirectResponse> {
     if !(200..=599).contains(&d.status) {
-        return Err(problem(CODE_INVALID, format!("{at}.status"), format!("status {} is outside 200-599", d.status)));
+        return Err(problem(
+            CODE_INVALID,
+            format!("{at}.status"),
+            format!("status {} is outside 200-599", d.status),
+        ));
     }
     let body = match &d.body {
         Some(b) => match (&b.string, &b.bytes) {
@@ -252,18 +370,34 @@ pub(super) fn direct_response(d: &config::HttpDirectResponse, at: &str) -> Check
                 use base64::Engine;
                 let raw = base64::engine::general_purpose::STANDARD
                     .decode(b64.trim())
-                    .map_err(|e| problem(CODE_INVALID, format!("{at}.body.bytes"), format!("not base64: {e}")))?;
+                    .map_err(|e| {
+                        problem(
+                            CODE_INVALID,
+                            format!("{at}.body.bytes"),
+                            format!("not base64: {e}"),
+                        )
+                    })?;
                 bytes::Bytes::from(raw)
             }
             (None, None) => bytes::Bytes::new(),
-            _ => return Err(problem(CODE_INVALID, format!("{at}.body"), "set only one of string, bytes")),
+            _ => {
+                return Err(problem(
+                    CODE_INVALID,
+                    format!("{at}.body"),
+                    "set only one of string, bytes",
+                ))
+            }
         },
         None => bytes::Bytes::new(),
     };
-    Ok(DirectResponse { status: d.status as u16, body })
+    Ok(DirectResponse {
+        status: d.status as u16,
+        body,
+    })
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -44,13 +44,19 @@ impl Service {
     pub fn endpoints_for(&self, port: &Port, labels: Option<&Labels>) -> Vec<Endpoint> {
         self.endpoints
             .iter()
-            .filter(|e| labels.is_none_or(|want| want.iter().all(|(k, v)| e.labels.get(k) == Some(v))))
+            .filter(|e| {
+                labels.is_none_or(|want| want.iter().all(|(k, v)| e.labels.get(k) == Some(v)))
+            })
             .map(|e| {
                 let p = e
                     .ports
                     .get(&port.name)
                     .copied()
-                    .or_else(|| (e.ports.len() == 1 && self.ports.len() == 1).then(|| e.ports.values().next().copied()).flatten())
+                    .or_else(|| {
+                        (e.ports.len() == 1 && self.ports.len() == 1)
+                            .then(|| e.ports.values().next().copied())
+                            .flatten()
+                    })
                     .or(port.target_port)
                     .unwrap_or(port.number);
                 let address = match e.address.parse::<IpAddr>() {
@@ -114,7 +120,11 @@ impl Services {
         for svc in &config.services {
             let host = expand_host(&svc.meta.name, &svc.meta.namespace);
             // A ServiceEntry with endpoints says where the host is; a Service then adds nothing.
-            if out.by_host.get(&host).is_some_and(|s| !s.endpoints.is_empty()) {
+            if out
+                .by_host
+                .get(&host)
+                .is_some_and(|s| !s.endpoints.is_empty())
+            {
                 continue;
             }
             let eps = config
@@ -139,9 +149,19 @@ impl Services {
                 ports: s
                     .ports
                     .iter()
-                    .map(|p| (p.number, p.protocol.unwrap_or(UpstreamProtocol::Http1), p.name.clone()))
+                    .map(|p| {
+                        (
+                            p.number,
+                            p.protocol.unwrap_or(UpstreamProtocol::Http1),
+                            p.name.clone(),
+                        )
+                    })
                     .collect(),
-                endpoints: s.ports.first().map(|p| s.endpoints_for(p, None)).unwrap_or_default(),
+                endpoints: s
+                    .ports
+                    .first()
+                    .map(|p| s.endpoints_for(p, None))
+                    .unwrap_or_default(),
                 dns: s.dns,
             })
         })
@@ -151,9 +171,17 @@ impl Services {
 fn from_service_entry(se: &Res<ServiceEntrySpec>) -> Checked<Vec<Service>> {
     let spec = &se.spec;
     if spec.hosts.is_empty() {
-        return Err(problem(CODE_INVALID, "spec.hosts", "a ServiceEntry needs at least one host"));
+        return Err(problem(
+            CODE_INVALID,
+            "spec.hosts",
+            "a ServiceEntry needs at least one host",
+        ));
     }
-    let resolution = spec.resolution.as_deref().unwrap_or("NONE").to_ascii_uppercase();
+    let resolution = spec
+        .resolution
+        .as_deref()
+        .unwrap_or("NONE")
+        .to_ascii_uppercase();
     let dns = match resolution.as_str() {
         "DNS" | "DNS_ROUND_ROBIN" => true,
         "STATIC" | "NONE" => false,
@@ -161,18 +189,30 @@ fn from_service_entry(se: &Res<ServiceEntrySpec>) -> Checked<Vec<Service>> {
             return Err(problem(
                 CODE_INVALID,
                 "spec.resolution",
-                format!("unknown resolution {other:?}: expected NONE, STATIC, DNS or DNS_ROUND_ROBIN"),
+                format!(
+                    "unknown resolution {other:?}: expected NONE, STATIC, DNS or DNS_ROUND_ROBIN"
+                ),
             ))
         }
     };
     let mut ports = Vec::new();
     for (i, p) in spec.ports.iter().enumerate() {
         if p.number == 0 || p.number > 65535 {
-            return Err(problem(CODE_INVALID, format!("spec.ports[{i}].number"), format!("port {} is outside 1-65535", p.number)));
+            return Err(problem(
+                CODE_INVALID,
+                format!("spec.ports[{i}].number"),
+                format!("port {} is outside 1-65535", p.number),
+            ));
         }
         let protocol = match &p.protocol {
             Some(proto) => Some(protocol_from_keyword(proto).ok_or_else(|| {
-                problem(CODE_INVALID, format!("spec.ports[{i}].protocol"), format!("unknown protocol {proto:?}: expected HTTP, HTTPS, HTTP2, GRPC, TCP or TLS"))
+                problem(
+                    CODE_INVALID,
+                    format!("spec.ports[{i}].protocol"),
+                    format!(
+                        "unknown protocol {proto:?}: expected HTTP, HTTPS, HTTP2, GRPC, TCP or TLS"
+                    ),
+                )
             })?),
             None => protocol_from_name(&p.name),
         };
@@ -242,7 +282,11 @@ fn from_kube(svc: &Res<ServiceSpec>, eps: Option<&Res<EndpointsBody>>, host: Str
                 .or_else(|| protocol_from_name(&name));
             Port {
                 number: p.port,
-                target_port: p.target_port.as_ref().and_then(|t| t.as_u64()).and_then(|t| u32::try_from(t).ok()),
+                target_port: p
+                    .target_port
+                    .as_ref()
+                    .and_then(|t| t.as_u64())
+                    .and_then(|t| u32::try_from(t).ok()),
                 name,
                 protocol,
             }

@@ -40,20 +40,32 @@ struct Draft<'c> {
     warnings: Vec<super::Problem>,
 }
 
-fn draft<'c>(res: &'c Res<VirtualServiceSpec>, services: &Services, regexes: &mut RegexCache) -> Checked<Draft<'c>> {
+fn draft<'c>(
+    res: &'c Res<VirtualServiceSpec>,
+    services: &Services,
+    regexes: &mut RegexCache,
+) -> Checked<Draft<'c>> {
     let meta = &res.meta;
     let ns = meta.namespace.as_str();
     let mut hosts = Vec::new();
     for (i, h) in res.spec.hosts.iter().enumerate() {
         if h.trim().is_empty() {
-            return Err(problem(CODE_INVALID, format!("spec.hosts[{i}]"), "a host cannot be empty"));
+            return Err(problem(
+                CODE_INVALID,
+                format!("spec.hosts[{i}]"),
+                "a host cannot be empty",
+            ));
         }
         hosts.push(expand_host(h, ns));
     }
     let gateways = if res.spec.gateways.is_empty() {
         vec!["mesh".to_string()]
     } else {
-        res.spec.gateways.iter().map(|g| gateway_ref(g, ns)).collect()
+        res.spec
+            .gateways
+            .iter()
+            .map(|g| gateway_ref(g, ns))
+            .collect()
     };
     let mut cx = RuleCx {
         services,
@@ -106,7 +118,8 @@ pub(super) fn compile_all<'c>(
     // Delegates first: VirtualServices without hosts, whose rules parents inline.
     let mut delegates: HashMap<String, Vec<Arc<HttpRule>>> = HashMap::new();
     let mut out = Vec::new();
-    let (children, parents): (Vec<_>, Vec<_>) = drafts.into_iter().partition(|d| d.vs.hosts.is_empty());
+    let (children, parents): (Vec<_>, Vec<_>) =
+        drafts.into_iter().partition(|d| d.vs.hosts.is_empty());
     for mut d in children {
         let mut rules = Vec::new();
         let mut nested = None;
@@ -117,7 +130,11 @@ pub(super) fn compile_all<'c>(
             }
         }
         if let Some(i) = nested {
-            let p = problem(CODE_DELEGATE, format!("spec.http[{i}].delegate"), "a delegate VirtualService cannot delegate again (one level only)");
+            let p = problem(
+                CODE_DELEGATE,
+                format!("spec.http[{i}].delegate"),
+                "a delegate VirtualService cannot delegate again (one level only)",
+            );
             diags.push(p.diagnostic(&d.vs.res.meta, Severity::Error));
             continue;
         }
@@ -130,15 +147,29 @@ pub(super) fn compile_all<'c>(
         for rd in std::mem::take(&mut d.drafts) {
             match rd {
                 RuleDraft::Rule(r) => d.vs.http.push(Arc::new(r)),
-                RuleDraft::Delegate { index, matches, target } => match delegates.get(&target) {
-                    Some(child) => d.vs.http.extend(inline(&d.vs.name, index, &matches, &target, child)),
+                RuleDraft::Delegate {
+                    index,
+                    matches,
+                    target,
+                } => match delegates.get(&target) {
+                    Some(child) => {
+                        d.vs.http
+                            .extend(inline(&d.vs.name, index, &matches, &target, child))
+                    }
                     None => {
-                        let why = if config.virtual_services.iter().any(|v| format!("{}/{}", v.meta.namespace, v.meta.name) == target && !v.spec.hosts.is_empty()) {
+                        let why = if config.virtual_services.iter().any(|v| {
+                            format!("{}/{}", v.meta.namespace, v.meta.name) == target
+                                && !v.spec.hosts.is_empty()
+                        }) {
                             format!("delegate {target} has hosts: a delegate VirtualService must have none; rule skipped")
                         } else {
                             format!("delegate {target} is not a valid VirtualService here; rule skipped")
                         };
-                        d.warnings.push(problem(CODE_DELEGATE, format!("spec.http[{index}].delegate"), why));
+                        d.warnings.push(problem(
+                            CODE_DELEGATE,
+                            format!("spec.http[{index}].delegate"),
+                            why,
+                        ));
                     }
                 },
             }
@@ -157,7 +188,13 @@ fn emit_warnings(d: &Draft<'_>, diags: &mut Vec<Diagnostic>) {
 
 /// The delegate's rules in the parent's place: each child match entry AND'ed with
 /// each parent entry; a child rule none of whose entries can hold is left out.
-fn inline(parent: &str, index: usize, parent_matches: &[crate::router::snapshot::RequestMatch], child_name: &str, child: &[Arc<HttpRule>]) -> Vec<Arc<HttpRule>> {
+fn inline(
+    parent: &str,
+    index: usize,
+    parent_matches: &[crate::router::snapshot::RequestMatch],
+    child_name: &str,
+    child: &[Arc<HttpRule>],
+) -> Vec<Arc<HttpRule>> {
     let mut out = Vec::new();
     for (j, rule) in child.iter().enumerate() {
         let matches = match (parent_matches.is_empty(), rule.matches.is_empty()) {
@@ -166,7 +203,11 @@ fn inline(parent: &str, index: usize, parent_matches: &[crate::router::snapshot:
             (false, false) => {
                 let merged: Vec<_> = parent_matches
                     .iter()
-                    .flat_map(|p| rule.matches.iter().filter_map(move |c| merge_delegate(p, c)))
+                    .flat_map(|p| {
+                        rule.matches
+                            .iter()
+                            .filter_map(move |c| merge_delegate(p, c))
+                    })
                     .collect();
                 if merged.is_empty() {
                     continue;
