@@ -1,6 +1,7 @@
 //! The command line: parses arguments and starts the role asked for (gateway, sidecar, analyze, route, demo, ca, plugin).
 
 pub mod ca;
+pub mod route;
 
 use std::process::ExitCode;
 
@@ -12,14 +13,16 @@ use clap::{Parser, Subcommand};
     version,
     about = "Ingress gateway and service-mesh sidecar that speaks Istio's API"
 )]
-struct Cli {
+pub struct Cli {
     #[command(subcommand)]
-    command: Command,
+    pub command: Command,
 }
 
-/// One variant per subcommand.
+/// One variant per subcommand; each owns its arguments in `cli/<name>.rs`.
 #[derive(Debug, Subcommand)]
-enum Command {
+pub enum Command {
+    /// Explain which server, virtual host, rule and destination a request takes, and why.
+    Route(route::RouteArgs),
     /// Local mesh CA for sidecar certificates.
     Ca(ca::CaArgs),
 }
@@ -27,13 +30,14 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Route(args) => route::run(args),
         Command::Ca(args) => ca::run(args),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("meshgate: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(2)
         }
     }
 }

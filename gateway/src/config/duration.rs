@@ -55,11 +55,13 @@ mod tests {
 
     #[test]
     fn rejects_with_reason() {
-        assert!(parse_duration("10").unwrap_err().contains("with a unit"));
+        assert!(parse_duration("10")
+            .expect_err("rejected")
+            .contains("with a unit"));
         assert!(parse_duration("abc s").is_err());
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("100us")
-            .unwrap_err()
+            .expect_err("rejected")
             .contains("minimum is 1ms"));
     }
 }
