@@ -8,6 +8,7 @@ pub mod hosts;
 pub mod load;
 pub mod resources;
 pub mod validate;
+pub mod watch;
 pub mod yaml;
 
 use std::path::PathBuf;

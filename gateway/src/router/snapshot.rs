@@ -162,6 +162,8 @@ pub enum Matcher {
     PrefixIgnoreCase(String),
 }
 
+/// Route is by far the common case, so it is kept inline rather than boxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum RuleAction {
     Route(RouteAction),
