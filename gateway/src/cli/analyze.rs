@@ -91,7 +91,11 @@ pub fn run_analyze(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Prints the report as asked and returns the exit status.
-pub fn write_report(report: &Report, args: &AnalyzeArgs, out: &mut dyn Write) -> std::io::Result<u8> {
+pub fn write_report(
+    report: &Report,
+    args: &AnalyzeArgs,
+    out: &mut dyn Write,
+) -> std::io::Result<u8> {
     let shown: Vec<&Diagnostic> = report
         .diagnostics
         .iter()
@@ -130,7 +134,10 @@ fn level(s: Severity) -> &'static str {
 /// `Warning [MG0107] (VirtualService default/temperature-api seed.yaml:32) spec.hosts[0]: ...`
 pub fn text_line(d: &Diagnostic) -> String {
     let mut line = format!("{} [{}]", level(d.severity), d.code);
-    let place = d.origin.as_ref().map(|o| format!("{}:{}", o.file.display(), o.line));
+    let place = d
+        .origin
+        .as_ref()
+        .map(|o| format!("{}:{}", o.file.display(), o.line));
     let within: Vec<String> = [d.resource.clone(), place].into_iter().flatten().collect();
     if !within.is_empty() {
         line += &format!(" ({})", within.join(" "));
@@ -172,7 +179,10 @@ fn plural(n: usize, word: &str) -> String {
 
 /// `✔ No validation issues found when analyzing 3 files.` / `Error: 2 errors, 1 warning in 3 files.`
 fn summary(report: &Report, failed: bool) -> String {
-    let (errors, warnings) = (report.count(Severity::Error), report.count(Severity::Warning));
+    let (errors, warnings) = (
+        report.count(Severity::Error),
+        report.count(Severity::Warning),
+    );
     let files = plural(report.files, "file");
     if errors + warnings == 0 {
         format!("✔ No validation issues found when analyzing {files}.")
@@ -211,7 +221,10 @@ mod tests {
             "Error [MG0104] (VirtualService default/reviews vs.yaml:14) spec.http[0].route[0].destination.subset: subset missing"
         );
         let bare = Diagnostic::new("MG0006", Severity::Error, "x.yaml: no such file or folder");
-        assert_eq!(text_line(&bare), "Error [MG0006] x.yaml: no such file or folder");
+        assert_eq!(
+            text_line(&bare),
+            "Error [MG0006] x.yaml: no such file or folder"
+        );
         let placed = Diagnostic::new("MG0004", Severity::Info, "skipped").at(at);
         assert_eq!(text_line(&placed), "Info [MG0004] (vs.yaml:14) skipped");
     }

@@ -101,7 +101,12 @@ fn destination(
                     r.meta.namespace, r.meta.name
                 )
             })
-            .collect::<Vec<_>>()
+            .fold(Vec::<String>::new(), |mut seen, s| {
+                if !seen.contains(&s) {
+                    seen.push(s);
+                }
+                seen
+            })
             .join("; "),
     };
     let fix = match rules.first() {

@@ -129,7 +129,11 @@ fn enum_value(
     if allowed.contains(&v) {
         return true;
     }
-    let what = field.rsplit('.').next().unwrap_or(field);
+    let what = match field.rsplit('.').next() {
+        Some("simple") => "load balancer",
+        Some(last) => last,
+        None => field,
+    };
     let msg = match allowed.iter().find(|a| a.eq_ignore_ascii_case(v.trim())) {
         Some(a) => format!("unknown {what} {v:?}: use {a} (values are upper-case)"),
         None => format!("unknown {what} {v:?}: use one of {}", or_names(allowed)),

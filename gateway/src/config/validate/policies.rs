@@ -175,8 +175,8 @@ mod tests {
         assert_eq!(
             with_code(&d, "MG0123"),
             [
-                "8 spec.trafficPolicy.loadBalancer.simple: unknown simple \"FASTEST\": use one of UNSPECIFIED, LEAST_REQUEST, LEAST_CONN, ROUND_ROBIN, RANDOM or PASSTHROUGH",
-                "17 spec.trafficPolicy.portLevelSettings[0].loadBalancer.simple: unknown simple \"round_robin\": use ROUND_ROBIN (values are upper-case)",
+                "8 spec.trafficPolicy.loadBalancer.simple: unknown load balancer \"FASTEST\": use one of UNSPECIFIED, LEAST_REQUEST, LEAST_CONN, ROUND_ROBIN, RANDOM or PASSTHROUGH",
+                "17 spec.trafficPolicy.portLevelSettings[0].loadBalancer.simple: unknown load balancer \"round_robin\": use ROUND_ROBIN (values are upper-case)",
             ]
         );
         let durations = with_code(&d, "MG0117");

@@ -62,7 +62,7 @@ pub(super) fn check(config: &ConfigSet, out: &mut Vec<Diagnostic>) {
 /// `spec.http[2] ("v2")`
 fn rule_label(list: &str, i: usize, name: Option<&str>) -> String {
     match name {
-        Some(n) => format!("spec.{list}[{i}] ({n:?})"),
+        Some(n) => format!("spec.{list}[{i}] {n:?}"),
         None => format!("spec.{list}[{i}]"),
     }
 }
@@ -77,13 +77,13 @@ fn unreachable(
     if later.is_empty() {
         return;
     }
-    let (count, verb) = if later.len() == 1 {
-        ("the rule after it".to_string(), "is")
+    let hidden = if later.len() == 1 {
+        "the rule after it never matches".to_string()
     } else {
-        (format!("the {} rules after it", later.len()), "are")
+        format!("the {} rules after it never match", later.len())
     };
     let msg = format!(
-        "this rule matches every request, so {count} ({}) {verb} never used: move it last or give it a match",
+        "this rule matches every request, so {hidden} ({}): move this rule last or give it a match",
         join_names(later)
     );
     report(
@@ -240,14 +240,14 @@ mod tests {
         let d = analyze_yaml(&vs("  http:\n  - match: [{headers: {end-user: {exact: jason}}}]\n    route: [{destination: {host: reviews}}]\n  - name: everyone\n    match: [{uri: {exact: /x}}, {name: any}]\n    route: [{destination: {host: reviews}}]\n  - name: v2\n    route: [{destination: {host: ratings}}]\n  - route: [{destination: {host: ratings}}]\n"));
         assert_eq!(
             with_code(&d, "MG0110"),
-            ["21 spec.http[1]: this rule matches every request, so the 2 rules after it (spec.http[2] (\"v2\") and spec.http[3]) are never used: move it last or give it a match"]
+            ["21 spec.http[1]: this rule matches every request, so the 2 rules after it never match (spec.http[2] \"v2\" and spec.http[3]): move this rule last or give it a match"]
         );
         let d = analyze_yaml(&vs("  http:\n  - fault: {abort: {httpStatus: 500, percentage: {value: 100}}}\n    route: [{destination: {host: reviews}}]\n  - match: [{uri: {prefix: /}}]\n    route: [{destination: {host: ratings}}]\n"));
         assert_eq!(with_code(&d, "MG0110").len(), 1, "{d:#?}");
         let d = analyze_yaml(&vs("  tcp:\n  - route: [{destination: {host: reviews}}]\n  - match: [{port: 27017}]\n    route: [{destination: {host: ratings}}]\n"));
         assert_eq!(
             with_code(&d, "MG0110"),
-            ["19 spec.tcp[0]: this rule matches every request, so the rule after it (spec.tcp[1]) is never used: move it last or give it a match"]
+            ["19 spec.tcp[0]: this rule matches every request, so the rule after it never matches (spec.tcp[1]): move this rule last or give it a match"]
         );
     }
 
