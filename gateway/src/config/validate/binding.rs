@@ -134,8 +134,9 @@ fn host_binding(
             let allowed = ns == "*"
                 || ns == meta.namespace
                 || (ns == "." && gw.meta.namespace == meta.namespace);
-            if allowed && !server_hosts.iter().any(|s| s == host) {
-                server_hosts.push(host.to_ascii_lowercase());
+            let host = host.trim().to_ascii_lowercase();
+            if allowed && !server_hosts.contains(&host) {
+                server_hosts.push(host);
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Where routes send traffic: every destination host should be a known service and
 //! every subset defined by a DestinationRule, or the proxy answers 503 (UH / NC).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use super::{checks::*, join_names, report};
 use crate::config::hosts::{expand_host, wildcard_matches};
@@ -9,6 +9,7 @@ use crate::config::{ConfigSet, Destination, DestinationRuleSpec, Diagnostic, Res
 
 pub(super) fn check(config: &ConfigSet, out: &mut Vec<Diagnostic>) {
     let known = KnownHosts::new(config);
+    let rules = RuleIndex::new(config);
     for vs in &config.virtual_services {
         let meta = &vs.meta;
         let mut dests: Vec<(String, &Destination)> = Vec::new();
@@ -46,13 +47,13 @@ pub(super) fn check(config: &ConfigSet, out: &mut Vec<Diagnostic>) {
             }
         }
         for (at, dest) in dests {
-            destination(config, &known, meta, &at, dest, out);
+            destination(&rules, &known, meta, &at, dest, out);
         }
     }
 }
 
 fn destination(
-    config: &ConfigSet,
+    index: &RuleIndex,
     known: &KnownHosts,
     meta: &ResourceMeta,
     at: &str,
@@ -78,7 +79,7 @@ fn destination(
     let Some(subset) = dest.subset.as_deref().filter(|s| !s.is_empty()) else {
         return;
     };
-    let rules = rules_for_host(config, &host);
+    let rules = index.for_host(&host);
     let defined = rules
         .iter()
         .any(|r| r.spec.subsets.iter().any(|s| s.name == subset));
@@ -122,32 +123,50 @@ fn destination(
     report(out, &UNKNOWN_SUBSET, meta, &format!("{at}.subset"), msg);
 }
 
-/// The DestinationRules that apply to `host`, as Istio picks them: those naming it
-/// exactly, else those with the most specific wildcard covering it.
-fn rules_for_host<'a>(config: &'a ConfigSet, host: &str) -> Vec<&'a Res<DestinationRuleSpec>> {
-    let expanded = |r: &Res<DestinationRuleSpec>| expand_host(&r.spec.host, &r.meta.namespace);
-    let exact: Vec<_> = config
-        .destination_rules
-        .iter()
-        .filter(|r| expanded(r) == host)
-        .collect();
-    if !exact.is_empty() {
-        return exact;
+/// DestinationRules by the host they apply to, built once per analysis so lookups
+/// stay cheap with thousands of rules.
+struct RuleIndex<'a> {
+    exact: HashMap<String, Vec<&'a Res<DestinationRuleSpec>>>,
+    wildcards: Vec<(String, &'a Res<DestinationRuleSpec>)>,
+}
+
+impl<'a> RuleIndex<'a> {
+    fn new(config: &'a ConfigSet) -> Self {
+        let mut exact: HashMap<String, Vec<_>> = HashMap::new();
+        let mut wildcards = Vec::new();
+        for r in config
+            .destination_rules
+            .iter()
+            .filter(|r| !r.spec.host.is_empty())
+        {
+            let host = expand_host(&r.spec.host, &r.meta.namespace);
+            if host.starts_with('*') {
+                wildcards.push((host, r));
+            } else {
+                exact.entry(host).or_default().push(r);
+            }
+        }
+        RuleIndex { exact, wildcards }
     }
-    let covering: Vec<_> = config
-        .destination_rules
-        .iter()
-        .filter(|r| !r.spec.host.is_empty() && wildcard_matches(&expanded(r), host))
-        .collect();
-    let longest = covering
-        .iter()
-        .map(|r| expanded(r).len())
-        .max()
-        .unwrap_or(0);
-    covering
-        .into_iter()
-        .filter(|r| expanded(r).len() == longest)
-        .collect()
+
+    /// The rules that apply to `host`, as Istio picks them: those naming it exactly,
+    /// else those with the most specific wildcard covering it.
+    fn for_host(&self, host: &str) -> Vec<&'a Res<DestinationRuleSpec>> {
+        if let Some(rules) = self.exact.get(host) {
+            return rules.clone();
+        }
+        let covering: Vec<_> = self
+            .wildcards
+            .iter()
+            .filter(|(w, _)| wildcard_matches(w, host))
+            .collect();
+        let longest = covering.iter().map(|(w, _)| w.len()).max().unwrap_or(0);
+        covering
+            .into_iter()
+            .filter(|(w, _)| w.len() == longest)
+            .map(|(_, r)| *r)
+            .collect()
+    }
 }
 
 /// Hosts that have endpoints somewhere in the config: Services, Endpoints and

@@ -1,6 +1,8 @@
 //! DestinationRule and PeerAuthentication: a host to apply to, one rule per host and
 //! namespace, and traffic policy values Istio accepts.
 
+use std::collections::HashMap;
+
 use super::{checks::*, duration, enum_value, percent, report};
 use crate::config::hosts::expand_host;
 use crate::config::{ConfigSet, Diagnostic, ResourceMeta, TrafficPolicy};
@@ -17,19 +19,19 @@ pub const CLIENT_TLS_MODES: &[&str] = &["DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MU
 pub const MTLS_MODES: &[&str] = &["UNSET", "DISABLE", "PERMISSIVE", "STRICT"];
 
 pub(super) fn check(config: &ConfigSet, out: &mut Vec<Diagnostic>) {
-    for (n, dr) in config.destination_rules.iter().enumerate() {
+    // (namespace, host, workload selector) → the first rule written for it.
+    let mut seen = HashMap::new();
+    for dr in &config.destination_rules {
         let meta = &dr.meta;
         if dr.spec.host.trim().is_empty() {
             let msg = "this DestinationRule has no host, so it applies to nothing: set spec.host to the service it configures, e.g. reviews";
             report(out, &DESTINATION_RULE_WITHOUT_HOST, meta, "spec.host", msg);
         } else {
             let host = expand_host(&dr.spec.host, &meta.namespace);
-            let first = config.destination_rules[..n].iter().find(|o| {
-                o.meta.namespace == meta.namespace
-                    && expand_host(&o.spec.host, &o.meta.namespace) == host
-                    && selector(&o.spec) == selector(&dr.spec)
-            });
-            if let Some(o) = first {
+            let key = (meta.namespace.as_str(), host.clone(), selector(&dr.spec));
+            let first = *seen.entry(key).or_insert(dr);
+            if !std::ptr::eq(first, dr) {
+                let o = first;
                 let msg = format!("DestinationRule {}/{} ({}:{}) already configures host {host} in this namespace: Istio merges the two, and where both set the traffic policy or a subset of the same name only the first applies; keep one DestinationRule per host", o.meta.namespace, o.meta.name, o.meta.origin.file.display(), o.meta.origin.line);
                 report(out, &DUPLICATE_DESTINATION_RULE, meta, "spec.host", msg);
             }
