@@ -11,7 +11,11 @@ mod regexes;
 mod rules;
 mod values;
 
+pub use binding::resolve_gateway;
 pub use checks::*;
+pub use gateways::{PROTOCOLS, SERVER_TLS_MODES};
+pub use policies::{CLIENT_TLS_MODES, LOAD_BALANCERS, MTLS_MODES};
+pub use regexes::compile_check;
 
 use super::{ConfigSet, Diagnostic, Origin, ResourceMeta};
 
