@@ -1,5 +1,6 @@
 //! The command line: parses arguments and starts the role asked for (gateway, sidecar, analyze, route, demo, ca, plugin).
 
+pub mod analyze;
 pub mod ca;
 pub mod route;
 
@@ -21,6 +22,8 @@ pub struct Cli {
 /// One variant per subcommand; each owns its arguments in `cli/<name>.rs`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Validate Istio config like `istioctl analyze`; non-zero exit on errors.
+    Analyze(analyze::AnalyzeArgs),
     /// Explain which server, virtual host, rule and destination a request takes, and why.
     Route(route::RouteArgs),
     /// Local mesh CA for sidecar certificates.
@@ -30,6 +33,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Analyze(args) => analyze::run_analyze(&args),
         Command::Route(args) => route::run(args),
         Command::Ca(args) => ca::run(args),
     };

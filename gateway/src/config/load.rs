@@ -304,7 +304,7 @@ fn typed<T: DeserializeOwned>(
     };
     let locate = |p: &str| fields.locate(p).or_else(|| meta.map(|m| m.origin.clone()));
     let mut unknown: Vec<String> = Vec::new();
-    let mut note_unknown = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+    let mut note_unknown = |path: serde_ignored::Path<'_>| unknown.push(field_path(&path));
     let de = serde_ignored::Deserializer::new(value, &mut note_unknown);
     let result: Result<T, _> = serde_path_to_error::deserialize(de);
     for p in unknown {
@@ -344,6 +344,27 @@ fn typed<T: DeserializeOwned>(
             diags.push(d);
             None
         }
+    }
+}
+
+/// An ignored field's path in the same `http[0].retry` form the field-line map and
+/// type errors use (serde_ignored itself prints `http.0.retry`).
+fn field_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
+        Path::Map { parent, key } => {
+            let p = field_path(parent);
+            if p.is_empty() {
+                key.clone()
+            } else {
+                format!("{p}.{key}")
+            }
+        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => field_path(parent),
     }
 }
 
@@ -418,6 +439,15 @@ mod tests {
         assert_eq!(
             w.to_string(),
             "vs.yaml:5:3: Gateway istio-system/gw: spec.selectr: unknown field (ignored)"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_in_lists_are_named_and_located_like_other_fields() {
+        let out = load("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\nspec:\n  hosts: [r]\n  http:\n  - route: [{destination: {host: r}}]\n    retry: {attempts: 3}\n");
+        assert_eq!(
+            out.diagnostics[0].to_string(),
+            "vs.yaml:8:5: VirtualService default/r: spec.http[0].retry: unknown field (ignored)"
         );
     }
 

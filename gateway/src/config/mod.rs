@@ -7,6 +7,7 @@ pub mod duration;
 pub mod hosts;
 pub mod load;
 pub mod resources;
+pub mod validate;
 pub mod watch;
 pub mod yaml;
 
@@ -17,6 +18,7 @@ pub use diagnostic::{Diagnostic, Severity};
 pub use duration::parse_duration;
 pub use load::{load_paths, Loaded};
 pub use resources::*;
+pub use validate::analyze;
 
 /// Where a resource (or one of its fields) was written.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -37,7 +37,44 @@ pub fn parse_documents(text: &str) -> (Vec<Document>, Option<SyntaxError>) {
         column: e.marker().col() as u32 + 1,
         message: e.info().to_string(),
     });
+    if let Some(bomb) = builder.alias_overflow {
+        builder.docs.truncate(bomb.docs_before);
+        let message = format!("aliases here expand to more than {MAX_ALIAS_NODES} values; write the values out or nest fewer aliases");
+        let err = SyntaxError {
+            line: bomb.line,
+            column: bomb.column,
+            message,
+        };
+        return (builder.docs, Some(err));
+    }
     (builder.docs, err)
+}
+
+/// How many values aliases may copy in one stream. Real configs copy a few; a file of
+/// aliases of aliases (a "billion laughs") would otherwise exhaust memory.
+pub const MAX_ALIAS_NODES: usize = 100_000;
+
+/// Where alias expansion passed the limit, and how many documents were complete then.
+#[derive(Debug, Clone, Copy)]
+struct AliasOverflow {
+    line: u32,
+    column: u32,
+    docs_before: usize,
+}
+
+/// How many values `v` holds, itself included.
+fn node_count(v: &Value) -> usize {
+    match v {
+        Value::Sequence(s) => 1 + s.iter().map(node_count).sum::<usize>(),
+        Value::Mapping(m) => {
+            1 + m
+                .iter()
+                .map(|(k, v)| node_count(k) + node_count(v))
+                .sum::<usize>()
+        }
+        Value::Tagged(t) => 1 + node_count(&t.value),
+        _ => 1,
+    }
 }
 
 enum Frame {
@@ -56,7 +93,11 @@ enum Frame {
 struct Builder {
     docs: Vec<Document>,
     stack: Vec<Frame>,
-    anchors: Vec<(usize, Value)>,
+    /// (anchor id, value, node count of the value)
+    anchors: Vec<(usize, Value, usize)>,
+    /// Values copied by aliases so far.
+    alias_nodes: usize,
+    alias_overflow: Option<AliasOverflow>,
     fields: Vec<(String, u32, u32)>,
     doc_start: Option<(u32, u32)>,
     /// Anchor ids of containers being built, to record once they close.
@@ -168,19 +209,29 @@ impl MarkedEventReceiver for Builder {
                     self.note(&mark);
                 }
                 if anchor > 0 {
-                    self.anchors.push((anchor, value.clone()));
+                    self.anchors.push((anchor, value.clone(), 1));
                 }
                 self.attach(value);
             }
             Event::Alias(id) => {
                 self.note(&mark);
-                let value = self
-                    .anchors
-                    .iter()
-                    .rev()
-                    .find(|(a, _)| *a == id)
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or(Value::Null);
+                let found = self.anchors.iter().rev().find(|(a, _, _)| *a == id);
+                let (value, nodes) = found.map(|(_, v, n)| (v, *n)).unwrap_or((&Value::Null, 1));
+                self.alias_nodes = self.alias_nodes.saturating_add(nodes);
+                let value = if self.alias_nodes > MAX_ALIAS_NODES {
+                    // Keep parsing (for later syntax errors) but copy nothing more.
+                    if self.alias_overflow.is_none() {
+                        let (line, column) = pos(&mark);
+                        self.alias_overflow = Some(AliasOverflow {
+                            line,
+                            column,
+                            docs_before: self.docs.len(),
+                        });
+                    }
+                    Value::Null
+                } else {
+                    value.clone()
+                };
                 self.attach(value);
             }
             Event::MappingStart(anchor, _) => {
@@ -214,7 +265,8 @@ impl MarkedEventReceiver for Builder {
                 };
                 if let Some(anchor) = self.open_anchors.pop() {
                     if anchor > 0 {
-                        self.anchors.push((anchor, value.clone()));
+                        let nodes = node_count(&value);
+                        self.anchors.push((anchor, value.clone(), nodes));
                     }
                 }
                 self.attach(value);
@@ -322,6 +374,24 @@ mod tests {
     fn aliases_copy_anchored_values() {
         let (docs, _) = parse_documents("x: &h {a: 1}\ny: *h\n");
         assert_eq!(docs[0].value["y"]["a"], Value::Number(1.into()));
+    }
+
+    #[test]
+    fn alias_bombs_stop_with_an_error_instead_of_exhausting_memory() {
+        let mut text = String::from("---\na: 1\n---\nl0: &l0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            let refs = vec![format!("*l{}", i - 1); 10].join(", ");
+            text += &format!("l{i}: &l{i} [{refs}]\n");
+        }
+        let (docs, err) = parse_documents(&text);
+        assert_eq!(docs.len(), 1, "the document before the bomb stays");
+        let err = err.expect("an error");
+        assert!(err.message.contains("aliases here expand"), "{err:?}");
+        assert!(err.line >= 6, "{err:?}");
+        // Ordinary reuse is fine.
+        let (docs, err) = parse_documents("d: &d {a: 1, b: [1, 2]}\ne: *d\nf: *d\n");
+        assert!(err.is_none());
+        assert_eq!(docs[0].value["f"]["b"][1], Value::Number(2.into()));
     }
 
     #[test]
