@@ -2,6 +2,7 @@
 
 pub mod analyze;
 pub mod ca;
+pub mod gateway;
 pub mod route;
 
 use std::process::ExitCode;
@@ -22,6 +23,8 @@ pub struct Cli {
 /// One variant per subcommand; each owns its arguments in `cli/<name>.rs`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve the Gateway servers in the config as Istio's ingress gateway would.
+    Gateway(gateway::GatewayArgs),
     /// Validate Istio config like `istioctl analyze`; non-zero exit on errors.
     Analyze(analyze::AnalyzeArgs),
     /// Explain which server, virtual host, rule and destination a request takes, and why.
@@ -33,6 +36,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Gateway(args) => gateway::run(args),
         Command::Analyze(args) => analyze::run_analyze(&args),
         Command::Route(args) => route::run(args),
         Command::Ca(args) => ca::run(args),

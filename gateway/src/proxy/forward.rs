@@ -184,6 +184,8 @@ pub async fn forward(
                         splice_upgrade(down, hyper::upgrade::on(&mut resp));
                     }
                 }
+                // The downstream hears the protocol it spoke, whatever the upstream spoke.
+                *resp.version_mut() = parts.version;
                 let upgraded = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
                 hdr::strip_hop_by_hop(resp.headers_mut(), upgraded);
                 action.headers.response.apply(resp.headers_mut());

@@ -6,6 +6,7 @@ pub mod compile;
 pub mod explain;
 pub mod lookup;
 pub mod matching;
+pub mod reload;
 pub mod snapshot;
 
 pub use actions::pick_weighted;
