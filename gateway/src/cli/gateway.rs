@@ -10,10 +10,13 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::config::{parse_duration, watch, ConfigSet, Severity};
+use super::runtime::{runtime, shutdown_signal, ConfigWatcher};
+use crate::config::parse_duration;
+use crate::mesh::upstream::MeshTlsConnector;
+use crate::mesh::{SpiffeId, WorkloadCerts};
 use crate::proxy::server::{Listeners, PortMap};
 use crate::proxy::{ProxyState, Role, Workload};
-use crate::router::reload;
+use crate::tls::CredentialStore;
 use crate::upstream::ClusterManager;
 
 #[derive(Debug, Args)]
@@ -58,6 +61,13 @@ pub struct GatewayArgs {
     /// How often the config paths are checked for changes.
     #[arg(long = "reload-interval", default_value = "1s", value_parser = parse_duration)]
     pub reload_interval: Duration,
+    /// Mesh CA folder (`meshgate ca init`): gives the gateway a mesh identity for
+    /// ISTIO_MUTUAL towards sidecars.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// Lifetime of the mesh workload certificate (renewed at half-life).
+    #[arg(long = "cert-lifetime", default_value = "24h", value_parser = parse_duration)]
+    pub cert_lifetime: Duration,
 }
 
 pub fn parse_port_map(s: &str) -> Result<(u32, u16), String> {
@@ -83,12 +93,7 @@ pub fn parse_label(s: &str) -> Result<(String, String), String> {
 }
 
 pub fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    rt.enable_all();
-    if let Some(w) = args.workers {
-        rt.worker_threads(w.max(1));
-    }
-    rt.build()?.block_on(serve(args))
+    runtime(args.workers)?.block_on(serve(args))
 }
 
 async fn serve(args: GatewayArgs) -> anyhow::Result<ExitCode> {
@@ -97,18 +102,18 @@ async fn serve(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         labels.insert("istio".into(), "ingressgateway".into());
         labels.insert("app".into(), "istio-ingressgateway".into());
     }
+    let service_account = format!("{}-service-account", args.name);
     let workload = Workload {
         name: args.name.clone(),
         namespace: args.namespace.clone(),
         labels,
-        service_account: format!("{}-service-account", args.name),
+        service_account,
     };
 
-    let mut version = 1;
-    let built = reload::build(&args.config, &ConfigSet::default(), version);
-    report(&built.diagnostics);
-    let mut last_good = built.config;
-    let upstream = Arc::new(ClusterManager::new());
+    let (mut watcher, built) = ConfigWatcher::start(args.config.clone(), args.reload_interval);
+    let upstream = Arc::new(ClusterManager::with_tls_connector(upstream_tls(
+        &args, &workload,
+    )?));
     let state = Arc::new(ProxyState::new(
         built.snapshot,
         upstream,
@@ -131,30 +136,17 @@ async fn serve(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     for (port, addr) in listeners.addresses() {
         eprintln!("meshgate gateway: port {port} → http://{addr}");
     }
-
-    let mut fingerprint = watch::fingerprint(&args.config);
-    let mut tick = tokio::time::interval(args.reload_interval);
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
-            _ = tick.tick() => {
-                let now = watch::fingerprint(&args.config);
-                if now == fingerprint {
-                    continue;
-                }
-                fingerprint = now;
-                version += 1;
-                let built = reload::build(&args.config, &last_good, version);
-                report(&built.diagnostics);
-                last_good = built.config;
-                let snapshot = built.snapshot;
-                state.publish(snapshot);
+            _ = &mut signal => break,
+            built = watcher.changed() => {
+                state.publish(built.snapshot);
                 for e in listeners.sync(&state.snapshot()).await {
                     eprintln!("error: {e}");
                 }
-                tracing::info!("config version {version} applied");
+                tracing::info!("config version {} applied", watcher.version);
             }
         }
     }
@@ -166,10 +158,20 @@ async fn serve(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn report(diags: &[crate::config::Diagnostic]) {
-    for d in diags {
-        if d.severity >= Severity::Warning {
-            eprintln!("{}: {d}", d.severity.as_str());
+/// TLS towards upstreams: mesh mTLS when a mesh CA is given, credential files always.
+fn upstream_tls(args: &GatewayArgs, workload: &Workload) -> anyhow::Result<Arc<MeshTlsConnector>> {
+    let certs = match &args.ca {
+        Some(dir) => {
+            let id = SpiffeId::in_cluster(&workload.namespace, &workload.service_account)?;
+            let certs = WorkloadCerts::from_ca_dir(dir, id, args.cert_lifetime)?;
+            std::mem::forget(certs.spawn_renewal());
+            Some(certs)
         }
-    }
+        None => None,
+    };
+    let store = match &args.credentials {
+        Some(dir) => CredentialStore::new(dir.clone()),
+        None => CredentialStore::without_root(),
+    };
+    Ok(Arc::new(MeshTlsConnector::new(certs, store)))
 }

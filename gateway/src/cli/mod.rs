@@ -2,8 +2,11 @@
 
 pub mod analyze;
 pub mod ca;
+pub mod demo;
 pub mod gateway;
 pub mod route;
+pub mod runtime;
+pub mod sidecar;
 
 use std::process::ExitCode;
 
@@ -25,6 +28,10 @@ pub struct Cli {
 pub enum Command {
     /// Serve the Gateway servers in the config as Istio's ingress gateway would.
     Gateway(gateway::GatewayArgs),
+    /// The temperature demo on this machine: gateway, two services, sidecars with mTLS.
+    Demo(demo::DemoArgs),
+    /// Run a workload's sidecar: inbound mesh mTLS to the app, outbound routing with mTLS.
+    Sidecar(sidecar::SidecarArgs),
     /// Validate Istio config like `istioctl analyze`; non-zero exit on errors.
     Analyze(analyze::AnalyzeArgs),
     /// Explain which server, virtual host, rule and destination a request takes, and why.
@@ -37,6 +44,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Gateway(args) => gateway::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Sidecar(args) => sidecar::run(args),
         Command::Analyze(args) => analyze::run_analyze(&args),
         Command::Route(args) => route::run(args),
         Command::Ca(args) => ca::run(args),

@@ -6,6 +6,7 @@ pub mod identity;
 mod mtls;
 mod peer_auth;
 mod spiffe;
+pub mod upstream;
 
 pub use ca::{init_ca, CaInitOptions, IssuedCert, MeshCa, CA_KEY_FILE, ROOT_CERT_FILE};
 pub use error::MeshError;

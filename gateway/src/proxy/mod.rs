@@ -4,6 +4,7 @@ pub mod body;
 pub mod forward;
 pub mod headers;
 pub mod http;
+pub mod inbound;
 pub mod listener;
 pub mod local_reply;
 pub mod retry;
@@ -81,7 +82,8 @@ pub struct InboundRoute {
 
 /// Everything the request path shares: the live snapshot and the runtime around it.
 pub struct ProxyState {
-    snapshot: ArcSwap<Snapshot>,
+    /// Shared by the states of one process (a sidecar's inbound and outbound sides).
+    snapshot: Arc<ArcSwap<Snapshot>>,
     pub upstream: Arc<ClusterManager>,
     pub role: Role,
     pub workload: Workload,
@@ -120,7 +122,7 @@ impl ProxyState {
         local_clusters: HashMap<ClusterName, Arc<Cluster>>,
     ) -> Self {
         let state = ProxyState {
-            snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            snapshot: Arc::new(ArcSwap::from_pointee(Snapshot::default())),
             upstream,
             role,
             workload,
@@ -130,6 +132,20 @@ impl ProxyState {
         };
         state.publish(snapshot);
         state
+    }
+
+    /// Another role over the same snapshot and upstreams (a sidecar's outbound side
+    /// beside its inbound one): a publish through either is seen by both.
+    pub fn sibling(&self, role: Role) -> ProxyState {
+        ProxyState {
+            snapshot: self.snapshot.clone(),
+            upstream: self.upstream.clone(),
+            role,
+            workload: self.workload.clone(),
+            observers: self.observers.clone(),
+            inbound: None,
+            local_clusters: HashMap::new(),
+        }
     }
 
     /// The live snapshot; a request keeps the one it started with until it ends.
