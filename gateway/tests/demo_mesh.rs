@@ -1,7 +1,7 @@
 //! The seed's demo as a mesh, end to end: the real `meshgate` gateway and two sidecars
-#![allow(clippy::unwrap_used)]
 //! (child processes), temperature-api and temperature-service in this process, mesh
 //! mTLS between every pair of proxies.
+#![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
