@@ -2,6 +2,9 @@
 //! (names, types, labels, buckets, content type), readiness, the provider endpoints,
 //! and a clear error for a port already in use.
 
+// Test helpers outside #[test] functions unwrap too: a panic there is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::BTreeMap;

@@ -5,6 +5,9 @@
 //! installs it) or `PROMETHEUS_BIN`. Without it the test prints a loud SKIPPED message
 //! and passes.
 
+// Test helpers outside #[test] functions unwrap too: a panic there is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::BTreeMap;
