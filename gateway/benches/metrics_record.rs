@@ -6,9 +6,14 @@
 //! `cargo bench -p meshgate --bench metrics_record`
 //!
 //! # Expected output
-//! Four criterion timings under `record_http/`: `edge_handle` and
-//! `edge_handle_during_scrapes` (tens of nanoseconds, nearly equal: recording never waits
-//! for the encoder), `naive_labels` and `naive_labels_during_scrapes` (microseconds).
+//! Five criterion timings under `record_http/`: `edge_handle` and
+//! `edge_handle_during_scrapes` (tens of nanoseconds; the second is slower only by
+//! sharing CPU with the encoding thread), `naive_labels` and
+//! `naive_labels_during_scrapes` (microseconds), and `encode_300_edges_x_3_outcomes`,
+//! one scrape of 300 edges × 3 outcomes (about 38 MB of text: 25 labels on every line).
+//! Then a stall report: record latency percentiles while one thread scrapes and another
+//! creates new series. A design that waits on the family lock shows stalls as long as
+//! an encode; the edge handles do not.
 
 // Benchmark setup unwraps: a panic there is a broken benchmark, not a crashed proxy.
 #![allow(clippy::unwrap_used)]
@@ -18,9 +23,9 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use meshgate::telemetry::{
     DestinationService, HttpRecord, Metrics, PeerInfo, ProxyIdentity, RequestProtocol,
     DURATION_BUCKETS_MS,
@@ -207,6 +212,11 @@ fn bench(c: &mut Criterion) {
         });
     }
 
+    // What one scrape of that state costs the admin thread.
+    group.bench_function("encode_300_edges_x_3_outcomes", |b| {
+        b.iter(|| metrics.encode_openmetrics().len())
+    });
+
     let naive = Naive::new();
     let service = "temperature-api.default.svc.cluster.local";
     group.bench_function("naive_labels", |b| {
@@ -226,5 +236,98 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
+/// Records `n` times on this thread while `scrape` and `churn` (new series) run on two
+/// others, and prints latency percentiles of single records.
+fn stall_report(
+    name: &str,
+    record: impl Fn(),
+    scrape: impl Fn() -> usize + Send + 'static,
+    churn: impl Fn(u64) + Send + 'static,
+) {
+    let _scraper = Scraper::start(scrape);
+    let stop = Arc::new(AtomicBool::new(false));
+    let churner = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            for i in 0..5_000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                churn(i);
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        })
+    };
+    let mut ns: Vec<u64> = Vec::with_capacity(400_000);
+    let started = Instant::now();
+    while ns.len() < 400_000 && started.elapsed() < Duration::from_secs(10) {
+        let t = Instant::now();
+        record();
+        ns.push(t.elapsed().as_nanos() as u64);
+    }
+    stop.store(true, Ordering::Relaxed);
+    churner.join().unwrap();
+    ns.sort_unstable();
+    let pct = |p: f64| ns[((ns.len() - 1) as f64 * p) as usize];
+    eprintln!(
+        "stalls/{name}: {} records, p50 {} ns, p99.9 {} ns, p99.99 {} ns, max {} µs",
+        ns.len(),
+        pct(0.5),
+        pct(0.999),
+        pct(0.9999),
+        ns[ns.len() - 1] / 1000
+    );
+}
+
+fn stalls() {
+    let metrics = populated_metrics();
+    let gw = ProxyIdentity::default_gateway();
+    let hot = metrics.istio.edge(&gw.outbound_edge(
+        None,
+        Arc::new(DestinationService::from_fqdn(
+            "hot.default.svc.cluster.local",
+            "default",
+        )),
+        RequestProtocol::Http,
+    ));
+    let rec = record();
+    // The first record of an outcome creates its series (the slow path, which does
+    // wait for a running encode); measure the steady state.
+    metrics.istio.record_http(&hot, &rec);
+    let (m1, m2) = (metrics.clone(), metrics.clone());
+    stall_report(
+        "edge_handle",
+        || metrics.istio.record_http(&hot, &rec),
+        move || m1.encode_openmetrics().len(),
+        move |i| {
+            let fqdn = format!("churn-{i}.default.svc.cluster.local");
+            let svc = Arc::new(DestinationService::from_fqdn(&fqdn, "default"));
+            let edge = m2
+                .istio
+                .edge(&gw.outbound_edge(None, svc, RequestProtocol::Http));
+            m2.istio.record_http(&edge, &record());
+        },
+    );
+
+    let naive = Arc::new(Naive::new());
+    naive.record("hot.default.svc.cluster.local", 1.8);
+    let (n1, n2) = (naive.clone(), naive.clone());
+    stall_report(
+        "naive_labels",
+        || naive.record("hot.default.svc.cluster.local", 1.8),
+        move || {
+            let mut out = String::new();
+            prometheus_client::encoding::text::encode(&mut out, &n1.registry).unwrap();
+            out.len()
+        },
+        move |i| n2.record(&format!("churn-{i}.default.svc.cluster.local"), 1.8),
+    );
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    stalls();
+    Criterion::default().configure_from_args().final_summary();
+}
