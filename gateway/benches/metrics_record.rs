@@ -27,8 +27,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion};
 use meshgate::telemetry::{
-    DestinationService, HttpRecord, Metrics, PeerInfo, ProxyIdentity, RequestProtocol,
-    DURATION_BUCKETS_MS,
+    DestinationService, HttpRecord, Metrics, PeerInfo, ProxyIdentity, DURATION_BUCKETS_MS,
 };
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -54,9 +53,7 @@ fn populated_metrics() -> Arc<Metrics> {
     for i in 0..BACKGROUND_EDGES {
         let fqdn = format!("svc-{i}.default.svc.cluster.local");
         let svc = Arc::new(DestinationService::from_fqdn(&fqdn, "default"));
-        let edge = metrics
-            .istio
-            .edge(&gw.outbound_edge(None, svc, RequestProtocol::Http));
+        let edge = metrics.istio.edge(&gw.outbound_edge(None, svc));
         for code in [200, 404, 503] {
             metrics.istio.record_http(
                 &edge,
@@ -195,11 +192,7 @@ fn bench(c: &mut Criterion) {
     ));
     let edge = metrics
         .istio
-        .edge(&ProxyIdentity::default_gateway().outbound_edge(
-            Some(api),
-            svc,
-            RequestProtocol::Http,
-        ));
+        .edge(&ProxyIdentity::default_gateway().outbound_edge(Some(api), svc));
     let rec = record();
     group.bench_function("edge_handle", |b| {
         b.iter(|| metrics.istio.record_http(&edge, black_box(&rec)))
@@ -288,7 +281,6 @@ fn stalls() {
             "hot.default.svc.cluster.local",
             "default",
         )),
-        RequestProtocol::Http,
     ));
     let rec = record();
     // The first record of an outcome creates its series (the slow path, which does
@@ -302,9 +294,7 @@ fn stalls() {
         move |i| {
             let fqdn = format!("churn-{i}.default.svc.cluster.local");
             let svc = Arc::new(DestinationService::from_fqdn(&fqdn, "default"));
-            let edge = m2
-                .istio
-                .edge(&gw.outbound_edge(None, svc, RequestProtocol::Http));
+            let edge = m2.istio.edge(&gw.outbound_edge(None, svc));
             m2.istio.record_http(&edge, &record());
         },
     );

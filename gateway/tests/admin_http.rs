@@ -41,8 +41,7 @@ fn record_traffic(metrics: &Metrics) {
         "temperature-api.default.svc.cluster.local",
         "default",
     ));
-    let spec =
-        ProxyIdentity::default_gateway().outbound_edge(Some(api), service, RequestProtocol::Http);
+    let spec = ProxyIdentity::default_gateway().outbound_edge(Some(api), service);
     let edge = metrics.istio.edge(&spec);
     for i in 0..10u64 {
         metrics.istio.record_http(
@@ -58,6 +57,7 @@ fn record_traffic(metrics: &Metrics) {
                 request_bytes: 100,
                 response_bytes: 1500,
                 grpc_status: None,
+                protocol: RequestProtocol::Http,
             },
         );
     }
@@ -251,7 +251,6 @@ async fn recording_during_scrapes_loses_nothing() {
             "a.default.svc.cluster.local",
             "default",
         )),
-        RequestProtocol::Http,
     );
     let workers: Vec<_> = (0..8)
         .map(|t| {

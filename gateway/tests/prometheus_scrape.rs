@@ -155,11 +155,7 @@ async fn prometheus_scrapes_and_kiali_queries_answer() {
             ));
             let edge = metrics
                 .istio
-                .edge(&ProxyIdentity::default_gateway().outbound_edge(
-                    Some(api),
-                    svc,
-                    RequestProtocol::Http,
-                ));
+                .edge(&ProxyIdentity::default_gateway().outbound_edge(Some(api), svc));
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) && i < 100_000 {
                 let failed = i % 10 == 9;
@@ -176,6 +172,7 @@ async fn prometheus_scrapes_and_kiali_queries_answer() {
                         request_bytes: 80,
                         response_bytes: 400,
                         grpc_status: None,
+                        protocol: RequestProtocol::Http,
                     },
                 );
                 i += 1;

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::labels::{Reporter, RequestProtocol, SecurityPolicy};
+use super::labels::{Reporter, SecurityPolicy};
 
 /// Kiali's fallback cluster name, and Istio's default `CLUSTER_ID`.
 pub const DEFAULT_CLUSTER: &str = "Kubernetes";
@@ -169,14 +169,12 @@ impl ProxyIdentity {
         &self,
         destination: Option<Arc<PeerInfo>>,
         service: Arc<DestinationService>,
-        protocol: RequestProtocol,
     ) -> EdgeSpec {
         EdgeSpec {
             reporter: Reporter::Source,
             source: self.peer.clone(),
             destination: destination.unwrap_or_else(|| Arc::new(PeerInfo::unknown(self.cluster()))),
             service,
-            protocol,
             security: SecurityPolicy::Unknown,
         }
     }
@@ -189,7 +187,6 @@ impl ProxyIdentity {
         &self,
         source: Option<Arc<PeerInfo>>,
         service: Arc<DestinationService>,
-        protocol: RequestProtocol,
         mutual_tls: bool,
     ) -> EdgeSpec {
         let reporter = match self.kind {
@@ -201,7 +198,6 @@ impl ProxyIdentity {
             source: source.unwrap_or_else(|| Arc::new(PeerInfo::unknown(self.cluster()))),
             destination: self.peer.clone(),
             service,
-            protocol,
             security: if mutual_tls {
                 SecurityPolicy::MutualTls
             } else {
@@ -218,8 +214,6 @@ pub struct EdgeSpec {
     pub source: Arc<PeerInfo>,
     pub destination: Arc<PeerInfo>,
     pub service: Arc<DestinationService>,
-    /// `Http` or `Grpc` for requests; TCP metrics always say `tcp`.
-    pub protocol: RequestProtocol,
     pub security: SecurityPolicy,
 }
 
@@ -287,17 +281,13 @@ mod tests {
         let svc = Arc::new(DestinationService::from_fqdn("a.b.svc.cluster.local", "b"));
         let gw = ProxyIdentity::default_gateway();
         assert_eq!(
-            gw.outbound_edge(None, svc.clone(), RequestProtocol::Http)
-                .reporter,
+            gw.outbound_edge(None, svc.clone()).reporter,
             Reporter::Source
         );
         let sc = ProxyIdentity::new(PeerInfo::default(), ProxyKind::Sidecar);
-        let inbound = sc.inbound_edge(None, svc.clone(), RequestProtocol::Http, true);
+        let inbound = sc.inbound_edge(None, svc.clone(), true);
         assert_eq!(inbound.reporter, Reporter::Destination);
         assert_eq!(inbound.security, SecurityPolicy::MutualTls);
-        assert_eq!(
-            sc.outbound_edge(None, svc, RequestProtocol::Grpc).reporter,
-            Reporter::Source
-        );
+        assert_eq!(sc.outbound_edge(None, svc).reporter, Reporter::Source);
     }
 }

@@ -1,10 +1,11 @@
 //! Istio's standard metrics (`istio_*`) and the request-path recording API.
 //!
 //! Recording is built around [`EdgeHandle`]: everything fixed about a hop (both peers,
-//! the service, protocol, security policy) is resolved once into shared label values,
-//! and each outcome seen on the edge (code, gRPC status, flags) caches its counter and
-//! histogram handles. Recording a request is then a lock-free lookup in a short list
-//! and a few relaxed atomic adds; it never takes the `Family` lock a scrape holds.
+//! the service, the security policy) is resolved once into shared label values, and
+//! each outcome seen on the edge (protocol, code, gRPC status, flags) caches its counter
+//! and histogram handles. Recording a request is then a lock-free lookup in a short
+//! list and a few relaxed atomic adds; it never takes the `Family` lock a scrape holds
+//! (only an outcome's first request does, to create its series).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -43,6 +44,9 @@ const MAX_GRPC_STATUS: u32 = 16;
 /// status, as with Envoy.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct HttpRecord {
+    /// `Grpc` for requests with an `application/grpc*` content-type (see
+    /// [`RequestProtocol::from_content_type`]), else `Http`.
+    pub protocol: RequestProtocol,
     /// HTTP status sent downstream; `0` when no response was sent.
     pub response_code: u16,
     /// `grpc-status` sent downstream (trailers, or headers for Trailers-Only); `None`
@@ -59,6 +63,7 @@ pub struct HttpRecord {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct OutcomeKey {
+    protocol: RequestProtocol,
     code: u16,
     grpc: Option<u8>,
     flags: ResponseFlags,
@@ -151,12 +156,12 @@ impl<K: Copy + PartialEq, V: Clone> OutcomeCache<K, V> {
     }
 }
 
-/// A pre-resolved hop. Obtain with [`IstioMetrics::edge`] and keep it with the route or
+/// A pre-resolved hop (both peers, the service, the security policy). One handle
+/// serves HTTP, gRPC and TCP traffic on that hop. Obtain with [`IstioMetrics::edge`] and keep it with the route or
 /// connection it belongs to.
 pub struct EdgeHandle {
     peer: SharedPeerLabels,
     security: &'static str,
-    protocol: RequestProtocol,
     http: OutcomeCache<OutcomeKey, HttpSeries>,
     tcp: OutcomeCache<ResponseFlags, TcpSeries>,
     messages: OnceLock<(Counter, Counter)>,
@@ -318,6 +323,7 @@ impl IstioMetrics {
     #[inline]
     pub fn record_http(&self, edge: &EdgeHandle, record: &HttpRecord) {
         let key = OutcomeKey {
+            protocol: record.protocol,
             code: record.response_code,
             grpc: record
                 .grpc_status
@@ -397,7 +403,7 @@ impl IstioMetrics {
     #[cold]
     fn http_series(&self, edge: &EdgeHandle, key: OutcomeKey) -> HttpSeries {
         let labels = HttpLabels {
-            request_protocol: edge.protocol.as_str(),
+            request_protocol: key.protocol.as_str(),
             response_code: key.code,
             grpc_response_status: key.grpc,
             response_flags: LabelValue::new(&key.flags.to_string()),
@@ -441,7 +447,6 @@ fn new_edge(spec: &EdgeSpec) -> Arc<EdgeHandle> {
     Arc::new(EdgeHandle {
         peer: SharedPeerLabels(Arc::new(peer)),
         security: spec.security.as_str(),
-        protocol: spec.protocol,
         http: OutcomeCache::new(),
         tcp: OutcomeCache::new(),
         messages: OnceLock::new(),

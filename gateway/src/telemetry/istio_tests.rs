@@ -39,10 +39,9 @@ fn api_peer() -> Arc<PeerInfo> {
 fn records_requests_with_every_istio_label() {
     let metrics = Metrics::new("1.2.3");
     let gw = ProxyIdentity::default_gateway();
-    let edge =
-        metrics
-            .istio
-            .edge(&gw.outbound_edge(Some(api_peer()), service(), RequestProtocol::Http));
+    let edge = metrics
+        .istio
+        .edge(&gw.outbound_edge(Some(api_peer()), service()));
     let ok = HttpRecord {
         response_code: 200,
         duration: Duration::from_micros(3_000),
@@ -166,21 +165,31 @@ fn records_requests_with_every_istio_label() {
 fn grpc_tcp_and_inbound_series() {
     let metrics = Metrics::new("dev");
     let sidecar = ProxyIdentity::new((*api_peer()).clone(), ProxyKind::Sidecar);
-    let spec = sidecar.inbound_edge(None, service(), RequestProtocol::Grpc, true);
+    let spec = sidecar.inbound_edge(None, service(), true);
     assert_eq!(spec.security, SecurityPolicy::MutualTls);
     let edge = metrics.istio.edge(&spec);
+    let content_type = http::HeaderValue::from_static("application/grpc+proto");
+    let protocol = RequestProtocol::from_content_type(Some(&content_type));
     let generated = HttpRecord {
+        protocol,
         response_code: 200,
         grpc_status: Some(14),
         ..HttpRecord::default()
     };
     metrics.istio.record_http(&edge, &generated);
     let weird = HttpRecord {
+        protocol,
         response_code: 200,
         grpc_status: Some(999),
         ..HttpRecord::default()
     };
     metrics.istio.record_http(&edge, &weird);
+    // The same edge carries plain HTTP too.
+    let plain = HttpRecord {
+        response_code: 204,
+        ..HttpRecord::default()
+    };
+    metrics.istio.record_http(&edge, &plain);
     metrics.istio.record_grpc_messages(&edge, 3, 5);
     metrics.istio.record_tcp_opened(&edge);
     metrics
@@ -202,6 +211,14 @@ fn grpc_tcp_and_inbound_series() {
     ]
     .concat();
     assert_eq!(sample(&text, "istio_requests_total", &grpc), 1.0);
+    assert_eq!(
+        sample(
+            &text,
+            "istio_requests_total",
+            &["request_protocol=\"http\"", "response_code=\"204\""]
+        ),
+        1.0
+    );
     assert_eq!(
         sample(
             &text,
@@ -240,13 +257,8 @@ fn grpc_tcp_and_inbound_series() {
 fn edges_are_shared_and_bounded() {
     let metrics = Metrics::with_max_edges("dev", 2);
     let gw = ProxyIdentity::default_gateway();
-    let spec = |fqdn: &str| {
-        gw.outbound_edge(
-            None,
-            Arc::new(DestinationService::from_fqdn(fqdn, "x")),
-            RequestProtocol::Http,
-        )
-    };
+    let spec =
+        |fqdn: &str| gw.outbound_edge(None, Arc::new(DestinationService::from_fqdn(fqdn, "x")));
     let a = metrics.istio.edge(&spec("a.ns.svc.cluster.local"));
     assert!(Arc::ptr_eq(
         &a,
@@ -266,11 +278,7 @@ fn many_outcomes_on_one_edge_are_all_counted() {
     let metrics = Metrics::new("dev");
     let edge = metrics
         .istio
-        .edge(&ProxyIdentity::default_gateway().outbound_edge(
-            None,
-            service(),
-            RequestProtocol::Http,
-        ));
+        .edge(&ProxyIdentity::default_gateway().outbound_edge(None, service()));
     for code in 100..300u16 {
         let r = HttpRecord {
             response_code: code,

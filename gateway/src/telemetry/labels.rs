@@ -79,8 +79,9 @@ impl Reporter {
 }
 
 /// `request_protocol`.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Hash, PartialEq, Eq)]
 pub enum RequestProtocol {
+    #[default]
     Http,
     /// A request with a `application/grpc*` content-type.
     Grpc,
@@ -88,6 +89,15 @@ pub enum RequestProtocol {
 }
 
 impl RequestProtocol {
+    /// `Grpc` for an `application/grpc` content-type (with or without `+proto` etc.),
+    /// else `Http`.
+    pub fn from_content_type(content_type: Option<&http::HeaderValue>) -> RequestProtocol {
+        match content_type {
+            Some(v) if v.as_bytes().starts_with(b"application/grpc") => RequestProtocol::Grpc,
+            _ => RequestProtocol::Http,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             RequestProtocol::Http => "http",
