@@ -8,10 +8,9 @@
 //! (only an outcome's first request does, to create its series).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
@@ -24,14 +23,12 @@ use super::labels::{
     BuildLabels, HttpLabels, LabelValue, PeerLabels, RequestProtocol, ResponseFlags,
     SharedPeerLabels, TcpLabels,
 };
+use super::outcome_cache::OutcomeCache;
 
 /// Distinct edges kept before new ones are folded into an all-`unknown` edge. Peer
 /// metadata comes from request headers, so without a bound a client could grow the
 /// series set without limit.
 pub const DEFAULT_MAX_EDGES: usize = 10_000;
-/// Outcomes whose handles are cached per edge; rarer ones are still recorded, through
-/// the family map.
-const MAX_CACHED_OUTCOMES: usize = 64;
 /// gRPC status codes above this are recorded as 2 (UNKNOWN), bounding the label.
 const MAX_GRPC_STATUS: u32 = 16;
 
@@ -107,53 +104,6 @@ struct Families {
     tcp_received: Family<TcpLabels, Counter>,
     tcp_opened: Family<TcpLabels, Counter>,
     tcp_closed: Family<TcpLabels, Counter>,
-}
-
-/// Small copy-on-write map from outcome to cached series. Readers load an `Arc` and
-/// scan a few entries; writers (first sighting of an outcome) take a mutex and publish
-/// a new list.
-struct OutcomeCache<K, V> {
-    entries: ArcSwap<Vec<(K, V)>>,
-    insert: Mutex<()>,
-}
-
-impl<K: Copy + PartialEq, V: Clone> OutcomeCache<K, V> {
-    fn new() -> Self {
-        OutcomeCache {
-            entries: ArcSwap::from_pointee(Vec::new()),
-            insert: Mutex::new(()),
-        }
-    }
-
-    #[inline]
-    fn with<R>(&self, key: K, make: impl FnOnce() -> V, use_it: impl FnOnce(&V) -> R) -> R {
-        {
-            let entries = self.entries.load();
-            if let Some((_, v)) = entries.iter().find(|(k, _)| *k == key) {
-                return use_it(v);
-            }
-        }
-        self.with_slow(key, make, use_it)
-    }
-
-    #[cold]
-    fn with_slow<R>(&self, key: K, make: impl FnOnce() -> V, use_it: impl FnOnce(&V) -> R) -> R {
-        // A poisoned lock only means another recorder panicked mid-insert; the list it
-        // guards is replaced atomically, so it is still consistent.
-        let _guard = self.insert.lock().unwrap_or_else(|p| p.into_inner());
-        let current = self.entries.load_full();
-        if let Some((_, v)) = current.iter().find(|(k, _)| *k == key) {
-            return use_it(v);
-        }
-        let value = make();
-        if current.len() < MAX_CACHED_OUTCOMES {
-            let mut next = Vec::with_capacity(current.len() + 1);
-            next.extend(current.iter().cloned());
-            next.push((key, value.clone()));
-            self.entries.store(Arc::new(next));
-        }
-        use_it(&value)
-    }
 }
 
 /// A pre-resolved hop (both peers, the service, the security policy). One handle

@@ -10,7 +10,9 @@ mod histogram;
 mod identity;
 mod istio;
 mod labels;
+mod outcome_cache;
 mod peer_metadata;
+mod response_flags;
 
 pub use access_log::{
     format_json, format_start_time, format_text, AccessLogEntry, AccessLogFormat,
