@@ -232,6 +232,43 @@ async fn temperature_demo_through_gateway_and_sidecars() {
             .is_err()
     );
 
+    // The proxies' own metrics show the hop between the sidecars was mutual TLS with the
+    // expected identities on both ends, reported alike by both sides.
+    let scrape = get(&format!(
+        "http://127.0.0.1:{}/stats/prometheus",
+        ports.service_metrics
+    ))
+    .await
+    .1;
+    let inbound = scrape
+        .lines()
+        .find(|l| l.starts_with("istio_requests_total{") && l.contains(r#"reporter="destination""#))
+        .unwrap_or_else(|| panic!("no destination-side series:\n{scrape}"));
+    for label in [
+        r#"connection_security_policy="mutual_tls""#,
+        r#"source_workload="temperature-api""#,
+        r#"source_principal="spiffe://cluster.local/ns/default/sa/temperature-api""#,
+        r#"destination_principal="spiffe://cluster.local/ns/default/sa/temperature-service""#,
+        r#"destination_service="temperature-service.default.svc.cluster.local""#,
+        r#"request_protocol="grpc""#,
+    ] {
+        assert!(inbound.contains(label), "{label} missing in {inbound}");
+    }
+    let api_scrape = get(&format!(
+        "http://127.0.0.1:{}/stats/prometheus",
+        ports.api_metrics
+    ))
+    .await
+    .1;
+    assert!(
+        api_scrape
+            .lines()
+            .any(|l| l.starts_with("istio_requests_total{")
+                && l.contains(r#"reporter="source""#)
+                && l.contains(r#"destination_workload="temperature-service""#)),
+        "the api sidecar did not learn who answered:\n{api_scrape}"
+    );
+
     // Stopping temperature-service: the API answers 503 with a JSON error; restarting recovers.
     let _ = service_stop.send(true);
     let _ = service_task.await;

@@ -10,12 +10,18 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::runtime::{runtime, shutdown_signal, ConfigWatcher};
+use std::sync::Mutex;
+
+use super::runtime::{access_log, runtime, shutdown_signal, start_admin, ConfigWatcher};
+use crate::admin::Readiness;
 use crate::config::parse_duration;
 use crate::mesh::upstream::MeshTlsConnector;
 use crate::mesh::{SpiffeId, WorkloadCerts};
+use crate::proxy::admin_state::{ProxyAdmin, ReloadStatus};
 use crate::proxy::server::{Listeners, PortMap};
+use crate::proxy::telemetry::ProxyTelemetry;
 use crate::proxy::{ProxyState, Role, Workload};
+use crate::telemetry::Metrics;
 use crate::tls::CredentialStore;
 use crate::upstream::ClusterManager;
 
@@ -111,15 +117,40 @@ async fn serve(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     };
 
     let (mut watcher, built) = ConfigWatcher::start(args.config.clone(), args.reload_interval);
+    let reload = Arc::new(Mutex::new(ReloadStatus::from_diagnostics(
+        1,
+        &built.diagnostics,
+    )));
+    let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
+    metrics.proxy.config_applied(1);
+    let log = access_log(&args.access_log_format, &metrics)?;
+    let log_handle = log.as_ref().map(|l| l.0.clone());
+    let telemetry = ProxyTelemetry::new(
+        metrics.clone(),
+        Role::Gateway,
+        &workload,
+        &workload.name,
+        log_handle,
+    );
     let upstream = Arc::new(ClusterManager::with_tls_connector(upstream_tls(
         &args, &workload,
     )?));
-    let state = Arc::new(ProxyState::new(
-        built.snapshot,
-        upstream,
-        Role::Gateway,
-        workload,
-    ));
+    let state = ProxyState::new(built.snapshot, upstream, Role::Gateway, workload)
+        .with_telemetry(Arc::new(telemetry));
+    let state = Arc::new(state);
+    let readiness = Readiness::new();
+    let admin_state = Arc::new(ProxyAdmin {
+        state: state.clone(),
+        reload: reload.clone(),
+    });
+    let _admin = start_admin(
+        args.admin,
+        args.health,
+        args.metrics,
+        metrics.clone(),
+        readiness.clone(),
+        admin_state,
+    )?;
 
     let mut ports = PortMap::istio_defaults(args.bind);
     ports
@@ -136,12 +167,22 @@ async fn serve(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     for (port, addr) in listeners.addresses() {
         eprintln!("meshgate gateway: port {port} → http://{addr}");
     }
+    // Ready means serving: every listener is open and the loaded config is live.
+    readiness.set_ready(true);
     let signal = shutdown_signal();
     tokio::pin!(signal);
     loop {
         tokio::select! {
             _ = &mut signal => break,
             built = watcher.changed() => {
+                let status = ReloadStatus::from_diagnostics(watcher.version, &built.diagnostics);
+                if !status.rejected.is_empty() {
+                    metrics.proxy.config_rejected();
+                }
+                metrics.proxy.config_applied(watcher.version);
+                if let Ok(mut r) = reload.lock() {
+                    *r = status;
+                }
                 state.publish(built.snapshot);
                 for e in listeners.sync(&state.snapshot()).await {
                     eprintln!("error: {e}");

@@ -85,3 +85,59 @@ pub fn report(diags: &[Diagnostic]) {
         }
     }
 }
+
+/// Starts the access-log writer thread (`text`, `json`, or `off`).
+pub fn access_log(
+    format: &str,
+    metrics: &crate::telemetry::Metrics,
+) -> anyhow::Result<
+    Option<(
+        crate::telemetry::AccessLog,
+        crate::telemetry::AccessLogThread,
+    )>,
+> {
+    use crate::telemetry::{AccessLog, AccessLogFormat, DEFAULT_ACCESS_LOG_QUEUE};
+    let format = match format {
+        "off" | "none" => return Ok(None),
+        "text" => AccessLogFormat::Text,
+        "json" => AccessLogFormat::Json,
+        other => anyhow::bail!("--access-log-format must be text, json or off, not {other:?}"),
+    };
+    let (log, thread) = AccessLog::spawn(
+        format,
+        Box::new(std::io::stdout()),
+        DEFAULT_ACCESS_LOG_QUEUE,
+        metrics.proxy.access_log_dropped(),
+    )?;
+    Ok(Some((log, thread)))
+}
+
+/// Binds the admin, health and metrics ports (each named by its flag when taken) and
+/// serves them from their own thread, away from the data path.
+pub fn start_admin(
+    admin: std::net::SocketAddr,
+    health: std::net::SocketAddr,
+    metrics_addr: std::net::SocketAddr,
+    metrics: std::sync::Arc<crate::telemetry::Metrics>,
+    readiness: crate::admin::Readiness,
+    state: std::sync::Arc<dyn crate::admin::AdminState>,
+) -> anyhow::Result<crate::admin::AdminServer> {
+    use crate::admin::{AdminRoutes, AdminServer};
+    let ports = vec![
+        (
+            admin,
+            AdminRoutes::admin(metrics.clone(), readiness.clone(), state),
+        ),
+        (health, AdminRoutes::health(readiness)),
+        (metrics_addr, AdminRoutes::metrics(metrics)),
+    ];
+    AdminServer::start(ports).map_err(|e| {
+        let flag = match e.addr() {
+            Some(a) if a == admin => "--admin",
+            Some(a) if a == health => "--health",
+            Some(a) if a == metrics_addr => "--metrics",
+            _ => "admin ports",
+        };
+        anyhow::anyhow!("{e} (set another address with {flag})")
+    })
+}

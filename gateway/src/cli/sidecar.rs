@@ -12,13 +12,19 @@ use clap::Args;
 use tokio::sync::watch;
 
 use super::gateway::parse_label;
-use super::runtime::{runtime, shutdown_signal, ConfigWatcher};
+use std::sync::Mutex;
+
+use super::runtime::{access_log, runtime, shutdown_signal, start_admin, ConfigWatcher};
+use crate::admin::Readiness;
 use crate::config::parse_duration;
 use crate::mesh::upstream::MeshTlsConnector;
 use crate::mesh::{MeshInbound, SpiffeId, WorkloadCerts};
+use crate::proxy::admin_state::{ProxyAdmin, ReloadStatus};
 use crate::proxy::inbound::{local_app, MeshAccept};
 use crate::proxy::listener::{bind, serve_http, Plain};
+use crate::proxy::telemetry::ProxyTelemetry;
 use crate::proxy::{ProxyState, Role, Workload};
+use crate::telemetry::Metrics;
 use crate::tls::CredentialStore;
 use crate::upstream::ClusterManager;
 
@@ -32,6 +38,10 @@ pub struct SidecarArgs {
     /// Service account: the workload's identity is spiffe://cluster.local/ns/NS/sa/SA.
     #[arg(long = "service-account")]
     pub service_account: Option<String>,
+    /// The Kubernetes Service this workload backs (telemetry's destination_service);
+    /// defaults to the workload name.
+    #[arg(long)]
+    pub service: Option<String>,
     /// The app's port on 127.0.0.1.
     #[arg(long = "app-port")]
     pub app_port: u16,
@@ -95,6 +105,32 @@ async fn serve(args: SidecarArgs) -> anyhow::Result<ExitCode> {
     let _renewal = certs.spawn_renewal();
 
     let (mut watcher, built) = ConfigWatcher::start(args.config.clone(), args.reload_interval);
+    let reload = Arc::new(Mutex::new(ReloadStatus::from_diagnostics(
+        1,
+        &built.diagnostics,
+    )));
+    let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
+    metrics.proxy.config_applied(1);
+    let log = access_log(&args.access_log_format, &metrics)?;
+    let service = args
+        .service
+        .clone()
+        .unwrap_or_else(|| args.workload.clone());
+    let log_handle = log.as_ref().map(|l| l.0.clone());
+    let inbound_telemetry = Arc::new(ProxyTelemetry::new(
+        metrics.clone(),
+        Role::SidecarInbound,
+        &workload,
+        &service,
+        log_handle.clone(),
+    ));
+    let outbound_telemetry = Arc::new(ProxyTelemetry::new(
+        metrics.clone(),
+        Role::SidecarOutbound,
+        &workload,
+        &service,
+        log_handle,
+    ));
     let connector = Arc::new(MeshTlsConnector::new(
         Some(certs.clone()),
         CredentialStore::without_root(),
@@ -103,16 +139,33 @@ async fn serve(args: SidecarArgs) -> anyhow::Result<ExitCode> {
     let workload_for_inbound = workload;
     let service_port = args.service_port.unwrap_or(u32::from(args.app_port));
     let (route, locals) = local_app(args.app_port, service_port);
-    let inbound_state = Arc::new(ProxyState::with_parts(
-        built.snapshot,
-        upstream,
-        Role::SidecarInbound,
-        workload_for_inbound,
-        Vec::new(),
-        Some(route),
-        locals,
-    ));
-    let outbound_state = Arc::new(inbound_state.sibling(Role::SidecarOutbound));
+    let inbound_state = Arc::new(
+        ProxyState::with_parts(
+            built.snapshot,
+            upstream,
+            Role::SidecarInbound,
+            workload_for_inbound,
+            Vec::new(),
+            Some(route),
+            locals,
+        )
+        .with_telemetry(inbound_telemetry),
+    );
+    let outbound_state =
+        Arc::new(inbound_state.sibling_with(Role::SidecarOutbound, outbound_telemetry));
+    let readiness = Readiness::new();
+    let admin_state = Arc::new(ProxyAdmin {
+        state: inbound_state.clone(),
+        reload: reload.clone(),
+    });
+    let _admin = start_admin(
+        args.admin,
+        args.health,
+        args.metrics,
+        metrics.clone(),
+        readiness.clone(),
+        admin_state,
+    )?;
 
     let inbound_listener = bind(args.inbound, "--inbound").await?;
     let outbound_listener = bind(args.outbound, "--outbound").await?;
@@ -144,15 +197,27 @@ async fn serve(args: SidecarArgs) -> anyhow::Result<ExitCode> {
         args.workload, args.namespace, args.inbound, args.app_port, args.outbound
     );
 
+    readiness.set_ready(true);
     let signal = shutdown_signal();
     tokio::pin!(signal);
     loop {
         tokio::select! {
             _ = &mut signal => break,
             // Published through the inbound side so the local app's cluster stays known.
-            built = watcher.changed() => inbound_state.publish(built.snapshot),
+            built = watcher.changed() => {
+                let status = ReloadStatus::from_diagnostics(watcher.version, &built.diagnostics);
+                if !status.rejected.is_empty() {
+                    metrics.proxy.config_rejected();
+                }
+                metrics.proxy.config_applied(watcher.version);
+                if let Ok(mut r) = reload.lock() {
+                    *r = status;
+                }
+                inbound_state.publish(built.snapshot);
+            }
         }
     }
+    readiness.set_ready(false);
     let _ = stop.send(true);
     let _ = tokio::join!(inbound_task, outbound_task);
     Ok(ExitCode::SUCCESS)

@@ -66,33 +66,35 @@ impl RequestBody {
     }
 }
 
-/// Wraps a response body and calls `done(bytes, completed)` exactly once: at the end of
+/// Wraps a response body and calls `done(bytes, completed, grpc_status)` exactly once: at the end of
 /// the stream, on error, or when the client goes away (dropped).
-pub struct ObservedBody<F: FnOnce(u64, bool) + Send + 'static> {
+pub struct ObservedBody<F: FnOnce(u64, bool, Option<u32>) + Send + 'static> {
     inner: Body,
     bytes: u64,
+    grpc_status: Option<u32>,
     done: Option<F>,
 }
 
-impl<F: FnOnce(u64, bool) + Send + 'static> ObservedBody<F> {
+impl<F: FnOnce(u64, bool, Option<u32>) + Send + 'static> ObservedBody<F> {
     pub fn new(inner: Body, done: F) -> Self {
         ObservedBody {
             inner,
             bytes: 0,
+            grpc_status: None,
             done: Some(done),
         }
     }
 
     fn finish(&mut self, completed: bool) {
         if let Some(done) = self.done.take() {
-            done(self.bytes, completed);
+            done(self.bytes, completed, self.grpc_status);
         }
     }
 }
 
-impl<F: FnOnce(u64, bool) + Send + 'static> Unpin for ObservedBody<F> {}
+impl<F: FnOnce(u64, bool, Option<u32>) + Send + 'static> Unpin for ObservedBody<F> {}
 
-impl<F: FnOnce(u64, bool) + Send + 'static> HttpBody for ObservedBody<F> {
+impl<F: FnOnce(u64, bool, Option<u32>) + Send + 'static> HttpBody for ObservedBody<F> {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -106,6 +108,8 @@ impl<F: FnOnce(u64, bool) + Send + 'static> HttpBody for ObservedBody<F> {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(d) = frame.data_ref() {
                     this.bytes += d.len() as u64;
+                } else if let Some(t) = frame.trailers_ref() {
+                    this.grpc_status = super::retry::grpc_status_of(t);
                 }
                 if this.inner.is_end_stream() {
                     this.finish(true);
@@ -127,7 +131,7 @@ impl<F: FnOnce(u64, bool) + Send + 'static> HttpBody for ObservedBody<F> {
     }
 }
 
-impl<F: FnOnce(u64, bool) + Send + 'static> Drop for ObservedBody<F> {
+impl<F: FnOnce(u64, bool, Option<u32>) + Send + 'static> Drop for ObservedBody<F> {
     fn drop(&mut self) {
         let completed = self.inner.is_end_stream();
         self.finish(completed);

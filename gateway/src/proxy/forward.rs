@@ -188,6 +188,7 @@ pub async fn forward(
                 *resp.version_mut() = parts.version;
                 let upgraded = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
                 hdr::strip_hop_by_hop(resp.headers_mut(), upgraded);
+                state.on_upstream_response(resp.headers_mut(), log);
                 action.headers.response.apply(resp.headers_mut());
                 dest.headers.response.apply(resp.headers_mut());
                 let upstream_ms = started.elapsed().as_millis() as u64;

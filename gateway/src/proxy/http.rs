@@ -44,6 +44,8 @@ pub struct RequestLog {
     pub grpc_status: Option<u32>,
     pub attempts: u32,
     pub request_id: Option<String>,
+    /// The workload on the other side of this hop, from peer metadata.
+    pub peer: Option<Arc<crate::telemetry::PeerInfo>>,
 }
 
 pub async fn handle(
@@ -255,7 +257,7 @@ async fn send_routed(
     hdr::strip_hop_by_hop(&mut parts.headers, is_upgrade);
     let request_id = hdr::set_forwarding(&mut parts.headers, conn.remote.ip(), conn.scheme);
     log.request_id = request_id.to_str().ok().map(str::to_string);
-    state.decorate_upstream_request(&mut parts.headers, conn);
+    state.on_upstream_request(&mut parts.headers, conn, log);
     let timeout = effective_timeout(action.timeout, &parts.headers);
     parts.headers.remove(hdr::X_ENVOY_UPSTREAM_RQ_TIMEOUT_MS);
     let ctx = forward::Forward {

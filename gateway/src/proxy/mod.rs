@@ -1,5 +1,6 @@
 //! Proxy owns the listeners and the HTTP/TCP request path from accept to response.
 
+pub mod admin_state;
 pub mod body;
 pub mod forward;
 pub mod headers;
@@ -9,6 +10,7 @@ pub mod listener;
 pub mod local_reply;
 pub mod retry;
 pub mod server;
+pub mod telemetry;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use arc_swap::ArcSwap;
 use self::body::ObservedBody;
 use self::http::{ConnInfo, RequestLog};
 use self::local_reply::Body;
+use self::telemetry::ProxyTelemetry;
 use crate::config::Labels;
 use crate::router::{Cluster, ClusterName, RouteAction, Snapshot, WeightedDestination};
 use crate::upstream::ClusterManager;
@@ -52,6 +55,8 @@ pub struct Completed {
     pub response_bytes: u64,
     pub duration: Duration,
     pub completed: bool,
+    /// `grpc-status` the client received (trailers, or headers when trailers-only).
+    pub grpc_status: Option<u32>,
     pub conn: Arc<ConnInfo>,
 }
 
@@ -92,6 +97,8 @@ pub struct ProxyState {
     pub inbound: Option<InboundRoute>,
     /// Clusters that come from the proxy's own flags rather than config (the local app).
     pub local_clusters: HashMap<ClusterName, Arc<Cluster>>,
+    /// Istio metrics and peer metadata exchange (also listed in `observers`).
+    pub telemetry: Option<Arc<ProxyTelemetry>>,
 }
 
 impl ProxyState {
@@ -129,6 +136,7 @@ impl ProxyState {
             observers,
             inbound,
             local_clusters,
+            telemetry: None,
         };
         state.publish(snapshot);
         state
@@ -145,7 +153,23 @@ impl ProxyState {
             observers: self.observers.clone(),
             inbound: None,
             local_clusters: HashMap::new(),
+            telemetry: self.telemetry.clone(),
         }
+    }
+
+    /// Like `sibling`, with its own telemetry (its own reporter role).
+    pub fn sibling_with(&self, role: Role, telemetry: Arc<ProxyTelemetry>) -> ProxyState {
+        let mut s = self.sibling(role);
+        s.observers.clear();
+        s.telemetry = None;
+        s.with_telemetry(telemetry)
+    }
+
+    /// Turns on Istio metrics, peer metadata exchange and (optionally) the access log.
+    pub fn with_telemetry(mut self, telemetry: Arc<ProxyTelemetry>) -> Self {
+        self.observers.push(telemetry.clone());
+        self.telemetry = Some(telemetry);
+        self
     }
 
     /// The live snapshot; a request keeps the one it started with until it ends.
@@ -202,8 +226,34 @@ impl ProxyState {
         (self.role == Role::SidecarOutbound).then_some(self.workload.namespace.as_str())
     }
 
-    /// Headers a proxy adds on the way to the upstream beyond forwarding ones.
-    fn decorate_upstream_request(&self, _headers: &mut ::http::HeaderMap, _conn: &ConnInfo) {}
+    /// Peer metadata on a request going upstream: a sidecar's inbound side learns (and
+    /// removes) who called; gateways and outbound sidecars say who they are.
+    fn on_upstream_request(
+        &self,
+        headers: &mut ::http::HeaderMap,
+        conn: &ConnInfo,
+        log: &mut RequestLog,
+    ) {
+        let Some(t) = &self.telemetry else { return };
+        match self.role {
+            Role::SidecarInbound => log.peer = t.take_peer(headers, conn.peer_identity.as_ref()),
+            Role::Gateway | Role::SidecarOutbound => t.insert_own(headers),
+        }
+    }
+
+    /// Peer metadata on the upstream's response: the inbound side answers with its own;
+    /// the other side learns (and removes) who answered.
+    fn on_upstream_response(&self, headers: &mut ::http::HeaderMap, log: &mut RequestLog) {
+        let Some(t) = &self.telemetry else { return };
+        match self.role {
+            Role::SidecarInbound => t.insert_own(headers),
+            Role::Gateway | Role::SidecarOutbound => {
+                if let Some(p) = t.take_peer(headers, None) {
+                    log.peer = Some(p);
+                }
+            }
+        }
+    }
 
     /// Wraps the response so observers hear about it when its body ends.
     fn observe(
@@ -218,10 +268,11 @@ impl ProxyState {
             return resp;
         }
         let status = resp.status().as_u16();
+        let header_grpc = retry::grpc_status_of(resp.headers());
         let state = self.clone();
         let conn = conn.clone();
         resp.map(move |b| {
-            let done = move |bytes: u64, completed: bool| {
+            let done = move |bytes: u64, completed: bool, trailer_grpc: Option<u32>| {
                 let c = Completed {
                     facts,
                     log,
@@ -229,6 +280,7 @@ impl ProxyState {
                     response_bytes: bytes,
                     duration: start.elapsed(),
                     completed,
+                    grpc_status: trailer_grpc.or(header_grpc),
                     conn,
                 };
                 for o in &state.observers {
