@@ -14,6 +14,7 @@ use crate::config::{parse_duration, watch, ConfigSet, Severity};
 use crate::proxy::server::{Listeners, PortMap};
 use crate::proxy::{ProxyState, Role, Workload};
 use crate::router::reload;
+use crate::tls::CredentialStore;
 use crate::upstream::ClusterManager;
 
 #[derive(Debug, Args)]
@@ -121,6 +122,9 @@ async fn serve(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         .map
         .extend(args.port_map.iter().copied().collect::<HashMap<_, _>>());
     let mut listeners = Listeners::new(state.clone(), ports, args.drain_timeout);
+    if let Some(dir) = &args.credentials {
+        listeners = listeners.with_credentials(CredentialStore::new(dir));
+    }
     let errors = listeners.sync(&state.snapshot()).await;
     for e in &errors {
         eprintln!("error: {e}");
@@ -128,8 +132,8 @@ async fn serve(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     if listeners.addresses().is_empty() && !errors.is_empty() {
         return Ok(ExitCode::FAILURE);
     }
-    for (port, addr) in listeners.addresses() {
-        eprintln!("meshgate gateway: port {port} → http://{addr}");
+    for (port, addr, kind) in listeners.described() {
+        eprintln!("meshgate gateway: port {port} → {addr} ({kind})");
     }
 
     let mut fingerprint = watch::fingerprint(&args.config);

@@ -6,8 +6,10 @@ pub mod headers;
 pub mod http;
 pub mod listener;
 pub mod local_reply;
+pub mod port;
 pub mod retry;
 pub mod server;
+pub mod tcp;
 
 use std::collections::HashMap;
 use std::sync::Arc;
