@@ -147,9 +147,10 @@ async fn a_tcp_connection_without_route_is_closed() {
     let connections = || one.connections.load(std::sync::atomic::Ordering::SeqCst);
     let before = connections();
     assert_eq!(converse(gw.addr(31401), &["hello"]).await, None);
-    assert_eq!(connections(), before, "an unrouted connection reached a backend");
     assert_eq!(
-        converse(gw.addr(31400), &["hello"]).await.unwrap(),
-        ["one"]
+        connections(),
+        before,
+        "an unrouted connection reached a backend"
     );
+    assert_eq!(converse(gw.addr(31400), &["hello"]).await.unwrap(), ["one"]);
 }
