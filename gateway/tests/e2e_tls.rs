@@ -31,7 +31,7 @@ fn server(name: &str, host: &str, mode: &str, credential: Option<&str>) -> Strin
     tls:
       mode: {mode}
 {credential}    hosts:
-    - {host}
+    - \"{host}\"
 "
     )
 }
@@ -511,4 +511,84 @@ async fn changed_tls_settings_apply_to_new_connections_on_reload() {
         .await
         .unwrap();
     assert_eq!(r.status, 418);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_made_before_a_server_turned_mutual_gets_421() {
+    let ca = Ca::new("example.com");
+    let client_ca = Ca::new("client-ca");
+    let creds = TempDir::new("creds");
+    let names = ["open.example.com", "locked.example.com"];
+    write_credential(creds.path(), "both", &ca.server(&names), None);
+    write_credential(
+        creds.path(),
+        "locked",
+        &ca.server(&["locked.example.com"]),
+        Some(&client_ca),
+    );
+    let open = Backend::start("open").await;
+    let locked = Backend::start("locked").await;
+    let routes = http_route("open", &open, "open.example.com")
+        + &http_route("locked", &locked, "locked.example.com");
+    let before = gateway(&[server("https", "*.example.com", "SIMPLE", Some("both"))]) + &routes;
+    let gw = Gateway::with_config(&before)
+        .ports(&[443])
+        .credentials(creds.path())
+        .start()
+        .await;
+    let stream = tls_connect(
+        gw.addr(443),
+        "locked.example.com",
+        tls_client(&[ca.der()], None),
+    )
+    .await
+    .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let get = || {
+        http::Request::get("/")
+            .header("host", "locked.example.com")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap()
+    };
+    let resp = sender.send_request(get()).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
+
+    let after = gateway(&[
+        server("https", "open.example.com", "SIMPLE", Some("both")),
+        server(
+            "https-locked",
+            "locked.example.com",
+            "MUTUAL",
+            Some("locked"),
+        ),
+    ]) + &routes;
+    gw.write_config(&after);
+    // New connections without a client certificate no longer get in...
+    let refused = eventually(Duration::from_secs(10), || {
+        let addr = gw.addr(443);
+        let client = tls_client(&[ca.der()], None);
+        async move {
+            https_get(
+                addr,
+                "locked.example.com",
+                "locked.example.com",
+                "/",
+                client,
+            )
+            .await
+            .is_err()
+        }
+    })
+    .await;
+    assert!(refused, "the MUTUAL server never applied:\n{}", gw.log());
+    // ...and the connection made under the SIMPLE server cannot use the MUTUAL routes.
+    let served = locked.requests();
+    let resp = sender.send_request(get()).await.unwrap();
+    assert_eq!(resp.status(), 421);
+    assert_eq!(locked.requests(), served);
 }
