@@ -592,3 +592,49 @@ async fn a_connection_made_before_a_server_turned_mutual_gets_421() {
     assert_eq!(resp.status(), 421);
     assert_eq!(locked.requests(), served);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_credential_is_reported_and_picked_up_once_written() {
+    let ca = Ca::new("example.com");
+    let creds = TempDir::new("creds");
+    let httpbin = Backend::start("httpbin").await;
+    let yaml = gateway(&[server(
+        "https",
+        "httpbin.example.com",
+        "SIMPLE",
+        Some("httpbin-credential"),
+    )]) + &http_route("httpbin", &httpbin, "httpbin.example.com");
+    let gw = Gateway::with_config(&yaml)
+        .ports(&[443])
+        .credentials(creds.path())
+        .start()
+        .await;
+    assert!(
+        gw.wait_log("httpbin-credential", Duration::from_secs(5))
+            .await,
+        "the missing credential was not reported:\n{}",
+        gw.log()
+    );
+    let client = tls_client(&[ca.der()], None);
+    let host = "httpbin.example.com";
+    assert!(https_get(gw.addr(443), host, host, "/", client.clone())
+        .await
+        .is_err());
+
+    write_credential(
+        creds.path(),
+        "httpbin-credential",
+        &ca.server(&[host]),
+        None,
+    );
+    let served = eventually(Duration::from_secs(10), || {
+        let (addr, client) = (gw.addr(443), client.clone());
+        async move {
+            https_get(addr, host, host, "/status/418", client)
+                .await
+                .is_ok_and(|r| r.status == 418)
+        }
+    })
+    .await;
+    assert!(served, "the credential written later was never used");
+}

@@ -72,7 +72,28 @@ impl PortPlan {
         Ok(PortPlan { kind, servers })
     }
 
-    /// `http`, `https` or `tcp`, for messages.
+    /// Loads every terminating server's certificate now, so a missing or broken
+    /// credential is reported when the config applies rather than only as failed
+    /// handshakes. The port serves either way (a credential may appear later).
+    pub fn check_credentials(&self) -> Vec<String> {
+        let Kind::Tls { acceptor, .. } = &self.kind else {
+            return Vec::new();
+        };
+        self.servers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !acceptor.is_passthrough(*i))
+            .filter_map(|(i, s)| {
+                let e = acceptor.server_config(i).err()?;
+                Some(format!(
+                    "gateway port {}: server {} ({}): {e}; its handshakes fail until it loads",
+                    s.port, s.port_name, s.gateway
+                ))
+            })
+            .collect()
+    }
+
+    /// `http`, `tcp` or `tls`, for messages.
     pub fn describe(&self) -> &'static str {
         match &self.kind {
             Kind::Http => "http",
@@ -167,4 +188,102 @@ async fn terminate<IO>(
     }
     info.scheme = "https";
     serve_hyper(tls, Arc::new(info), state, watcher).await
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::router::snapshot::ServerTlsPolicy;
+
+    fn server(
+        name: &str,
+        protocol: ServerProtocol,
+        mode: Option<ServerTlsMode>,
+    ) -> Arc<GatewayServer> {
+        Arc::new(GatewayServer {
+            gateway: "default/gw".into(),
+            selector: Default::default(),
+            port_name: name.into(),
+            port: 443,
+            protocol,
+            hosts: vec![format!("{name}.example")],
+            tls: mode.map(|mode| ServerTlsPolicy {
+                mode,
+                credential_name: Some(name.into()),
+                server_certificate: None,
+                private_key: None,
+                ca_certificates: None,
+                subject_alt_names: vec![],
+                min_tls13: false,
+            }),
+            https_redirect: false,
+            vhosts: Default::default(),
+            tcp_rules: vec![],
+            tls_rules: vec![],
+        })
+    }
+
+    fn plan(servers: Vec<Arc<GatewayServer>>) -> Result<PortPlan, String> {
+        let listener = Listener { port: 443, servers };
+        PortPlan::build(&listener, &CredentialStore::without_root())
+    }
+
+    #[test]
+    fn the_servers_decide_what_a_port_does() {
+        use ServerProtocol::*;
+        assert_eq!(
+            plan(vec![server("a", Http, None)]).unwrap().describe(),
+            "http"
+        );
+        assert_eq!(
+            plan(vec![server("a", Tcp, None)]).unwrap().describe(),
+            "tcp"
+        );
+        let mixed = plan(vec![
+            server("a", Https, Some(ServerTlsMode::Simple)),
+            server("b", Tls, Some(ServerTlsMode::Passthrough)),
+        ])
+        .unwrap();
+        assert_eq!(mixed.describe(), "tls");
+        assert!(matches!(
+            mixed.kind,
+            Kind::Tls {
+                any_passthrough: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn ports_that_cannot_work_are_refused_with_the_reason() {
+        use ServerProtocol::*;
+        let e = plan(vec![
+            server("a", Https, Some(ServerTlsMode::Simple)),
+            server("plain", Http, None),
+        ])
+        .err()
+        .unwrap();
+        assert!(e.contains("plain") && e.contains("no TLS settings"), "{e}");
+        let e = plan(vec![server("a", Http, None), server("t", Tcp, None)])
+            .err()
+            .unwrap();
+        assert!(e.contains("TCP server t"), "{e}");
+        let e = plan(vec![server("m", Https, Some(ServerTlsMode::IstioMutual))])
+            .err()
+            .unwrap();
+        assert!(e.contains("ISTIO_MUTUAL"), "{e}");
+    }
+
+    #[test]
+    fn missing_credentials_are_reported_but_passthrough_needs_none() {
+        let p = plan(vec![
+            server("a", ServerProtocol::Https, Some(ServerTlsMode::Simple)),
+            server("b", ServerProtocol::Tls, Some(ServerTlsMode::Passthrough)),
+        ])
+        .unwrap();
+        let problems = p.check_credentials();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("server a"), "{problems:?}");
+    }
 }

@@ -99,7 +99,10 @@ impl Listeners {
         }
         for (port, listener) in &snapshot.listeners {
             let plan = match PortPlan::build(listener, &self.credentials) {
-                Ok(p) => Arc::new(p),
+                Ok(p) => {
+                    errors.extend(p.check_credentials());
+                    Arc::new(p)
+                }
                 Err(e) => {
                     errors.push(e);
                     continue;
