@@ -143,8 +143,9 @@ async fn a_tcp_connection_without_route_is_closed() {
         .ports(&[31400, 31401])
         .start()
         .await;
-    // (Waiting for the ports to accept already made one routed connection on 31400.)
+    // Waiting for the ports to accept made one routed connection on 31400; let it land.
     let connections = || one.connections.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(eventually(Duration::from_secs(5), || async { connections() == 1 }).await);
     let before = connections();
     assert_eq!(converse(gw.addr(31401), &["hello"]).await, None);
     assert_eq!(
