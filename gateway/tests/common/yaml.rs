@@ -122,3 +122,61 @@ spec:
         quoted(gateways)
     )
 }
+
+/// One `servers[]` entry on port 443.
+pub fn tls_server(name: &str, host: &str, mode: &str, credential: Option<&str>) -> String {
+    let protocol = if mode == "PASSTHROUGH" {
+        "TLS"
+    } else {
+        "HTTPS"
+    };
+    let credential = credential
+        .map(|c| format!("      credentialName: {c}\n"))
+        .unwrap_or_default();
+    format!(
+        "  - port:
+      number: 443
+      name: {name}
+      protocol: {protocol}
+    tls:
+      mode: {mode}
+{credential}    hosts:
+    - \"{host}\"
+"
+    )
+}
+
+pub fn tls_gateway(servers: &[String]) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: mygateway
+spec:
+  selector:
+    istio: ingressgateway
+  servers:
+{}---
+",
+        servers.concat()
+    )
+}
+
+/// httpbin (or another backend) on port 8000 routed for `host` through `mygateway`.
+pub fn http_route(svc: &str, backend: &super::Backend, host: &str) -> String {
+    service(svc, 8000, "HTTP", &[("v1", backend.port())])
+        + &virtual_service(
+            svc,
+            &[host],
+            &["mygateway"],
+            &format!(
+                "  http:
+  - route:
+    - destination:
+        port:
+          number: 8000
+        host: {svc}
+"
+            ),
+        )
+}
