@@ -157,6 +157,9 @@ async fn serve(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         .map
         .extend(args.port_map.iter().copied().collect::<HashMap<_, _>>());
     let mut listeners = Listeners::new(state.clone(), ports, args.drain_timeout);
+    if let Some(dir) = &args.credentials {
+        listeners = listeners.with_credentials(CredentialStore::new(dir));
+    }
     let errors = listeners.sync(&state.snapshot()).await;
     for e in &errors {
         eprintln!("error: {e}");
@@ -164,8 +167,8 @@ async fn serve(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     if listeners.addresses().is_empty() && !errors.is_empty() {
         return Ok(ExitCode::FAILURE);
     }
-    for (port, addr) in listeners.addresses() {
-        eprintln!("meshgate gateway: port {port} → http://{addr}");
+    for (port, addr, kind) in listeners.described() {
+        eprintln!("meshgate gateway: port {port} → {addr} ({kind})");
     }
     // Ready means serving: every listener is open and the loaded config is live.
     readiness.set_ready(true);

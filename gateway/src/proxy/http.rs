@@ -30,6 +30,9 @@ pub struct ConnInfo {
     pub sni: Option<Arc<str>>,
     /// SPIFFE identity of a mesh mTLS peer.
     pub peer_identity: Option<Arc<str>>,
+    /// The Gateway server whose TLS settings the handshake used
+    /// ([`super::port::tls_server_id`]); requests on the connection may only take its routes.
+    pub tls_server: Option<Arc<str>>,
 }
 
 /// Facts gathered along the request path, for metrics and the access log.
@@ -120,6 +123,25 @@ async fn route_and_forward(
         Role::SidecarOutbound | Role::SidecarInbound => snapshot.route_mesh(&view),
     };
     let (rule, caller) = match decision {
+        RouteDecision::Matched {
+            server: Some(s), ..
+        } if conn
+            .tls_server
+            .as_deref()
+            .is_some_and(|id| id != super::port::tls_server_id(s)) =>
+        {
+            // The Host picked a server other than the one whose TLS (and client
+            // authentication) this connection went through: the client must connect again.
+            return Err(LocalReply::new(
+                StatusCode::MISDIRECTED_REQUEST,
+                flags::NO_ROUTE,
+                format!(
+                    "misdirected request: host '{authority}' is served by another server on port {} than the one this TLS connection (SNI {}) was made for",
+                    conn.port,
+                    conn.sni.as_deref().unwrap_or("none")
+                ),
+            ));
+        }
         RouteDecision::Matched { rule, server, .. } => {
             let caller = match server {
                 Some(s) => gateway_caller(s, &view),

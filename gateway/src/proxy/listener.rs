@@ -1,6 +1,8 @@
-//! Listeners: accept loops that hand each connection to hyper (HTTP/1.1 with upgrades,
-//! HTTP/2 prior-knowledge or by ALPN) and drain in-flight requests on shutdown.
+//! Listeners: accept loops that hand each connection to a handler (hyper for HTTP with
+//! upgrades and HTTP/2 by preface or ALPN, or a TCP proxy) and drain in-flight
+//! connections on shutdown.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,10 +10,11 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use super::http::{handle, ConnInfo};
 use super::ProxyState;
@@ -34,7 +37,7 @@ pub trait Accept: Send + Sync + 'static {
     type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
     fn accept(
         &self,
-        tcp: tokio::net::TcpStream,
+        tcp: TcpStream,
         info: ConnInfo,
     ) -> impl std::future::Future<Output = Option<(Self::Io, ConnInfo)>> + Send;
 }
@@ -43,12 +46,8 @@ pub trait Accept: Send + Sync + 'static {
 pub struct Plain;
 
 impl Accept for Plain {
-    type Io = tokio::net::TcpStream;
-    async fn accept(
-        &self,
-        tcp: tokio::net::TcpStream,
-        info: ConnInfo,
-    ) -> Option<(Self::Io, ConnInfo)> {
+    type Io = TcpStream;
+    async fn accept(&self, tcp: TcpStream, info: ConnInfo) -> Option<(Self::Io, ConnInfo)> {
         Some((tcp, info))
     }
 }
@@ -61,15 +60,63 @@ pub async fn serve_http<A: Accept>(
     scheme: &'static str,
     acceptor: Arc<A>,
     state: Arc<ProxyState>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     drain: Duration,
 ) {
+    serve(
+        listener,
+        port,
+        scheme,
+        stop,
+        drain,
+        move |tcp, info, watcher| {
+            let acceptor = acceptor.clone();
+            let state = state.clone();
+            async move {
+                if let Some((io, info)) = acceptor.accept(tcp, info).await {
+                    serve_hyper(io, Arc::new(info), state, watcher).await;
+                }
+            }
+        },
+    )
+    .await
+}
+
+/// Serves one connection with hyper (HTTP/1.1 with upgrades, or HTTP/2), registered
+/// with `watcher` so a shutdown lets its in-flight requests finish.
+pub async fn serve_hyper<IO>(io: IO, info: Arc<ConnInfo>, state: Arc<ProxyState>, watcher: Watcher)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| handle(state.clone(), info.clone(), req));
+    let builder = Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    let _ = watcher.watch(conn.into_owned()).await;
+}
+
+/// The accept loop: every connection goes to `on_conn` in its own task. When `stop`
+/// turns true the listener closes; HTTP connections registered with the watcher finish
+/// their in-flight requests, other connections (TCP proxying) run on, all for up to
+/// `drain`, after which whatever is left is cut.
+pub async fn serve<F, Fut>(
+    listener: TcpListener,
+    port: u32,
+    scheme: &'static str,
+    mut stop: watch::Receiver<bool>,
+    drain: Duration,
+    on_conn: F,
+) where
+    F: Fn(TcpStream, ConnInfo, Watcher) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let graceful = GracefulShutdown::new();
     let local = listener.local_addr().ok();
+    let mut conns = JoinSet::new();
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = stop.wait_for(|s| *s) => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
         };
         let (tcp, remote) = match accepted {
             Ok(a) => a,
@@ -88,24 +135,16 @@ pub async fn serve_http<A: Accept>(
             scheme,
             sni: None,
             peer_identity: None,
+            tls_server: None,
         };
-        let acceptor = acceptor.clone();
-        let state = state.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let Some((io, info)) = acceptor.accept(tcp, info).await else {
-                return;
-            };
-            let info = Arc::new(info);
-            let svc = service_fn(move |req| handle(state.clone(), info.clone(), req));
-            let builder = Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
-            let _ = watcher.watch(conn.into_owned()).await;
-        });
+        conns.spawn(on_conn(tcp, info, graceful.watcher()));
     }
     drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(drain) => tracing::warn!("port {port}: drain timeout reached with requests still in flight"),
+    let finished = async {
+        graceful.shutdown().await;
+        while conns.join_next().await.is_some() {}
+    };
+    if tokio::time::timeout(drain, finished).await.is_err() {
+        tracing::warn!("port {port}: drain timeout reached with connections still open");
     }
 }

@@ -8,9 +8,11 @@ pub mod http;
 pub mod inbound;
 pub mod listener;
 pub mod local_reply;
+pub mod port;
 pub mod retry;
 pub mod server;
 pub mod telemetry;
+pub mod tcp;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -6,12 +6,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::listener::{bind, serve_http, Plain};
+use super::listener::{bind, serve};
+use super::port::{serve_connection, PortPlan};
 use super::ProxyState;
-use crate::router::{ServerProtocol, Snapshot};
+use crate::router::Snapshot;
+use crate::tls::CredentialStore;
 
 /// Gateway port → local port (`--port-map 80=8080`); unmapped ports serve as numbered.
 #[derive(Debug, Clone)]
@@ -42,6 +45,9 @@ struct Running {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
     addr: SocketAddr,
+    /// Read per connection, so TLS settings and server changes apply to new
+    /// connections without reopening the port.
+    plan: Arc<ArcSwap<PortPlan>>,
 }
 
 /// The listeners currently open, keyed by Gateway port.
@@ -49,6 +55,7 @@ pub struct Listeners {
     state: Arc<ProxyState>,
     ports: PortMap,
     drain: Duration,
+    credentials: CredentialStore,
     running: BTreeMap<u32, Running>,
 }
 
@@ -58,20 +65,28 @@ impl Listeners {
             state,
             ports,
             drain,
+            credentials: CredentialStore::without_root(),
             running: BTreeMap::new(),
         }
     }
 
+    /// Where `credentialName`s are read from (`--credentials DIR`).
+    pub fn with_credentials(mut self, store: CredentialStore) -> Self {
+        self.credentials = store;
+        self
+    }
+
     /// Opens listeners for ports the snapshot has and we don't, drains the ones it no
-    /// longer has. Returns what could not be opened (the rest still run).
+    /// longer has, and gives the open ones the snapshot's servers and TLS settings.
+    /// Returns what could not be applied (the rest still run; a port whose new
+    /// settings are wrong keeps its previous ones).
     pub async fn sync(&mut self, snapshot: &Snapshot) -> Vec<String> {
         let mut errors = Vec::new();
-        let wanted: Vec<u32> = snapshot.listeners.keys().copied().collect();
         let gone: Vec<u32> = self
             .running
             .keys()
             .copied()
-            .filter(|p| !wanted.contains(p))
+            .filter(|p| !snapshot.listeners.contains_key(p))
             .collect();
         for port in gone {
             if let Some(r) = self.running.remove(&port) {
@@ -83,7 +98,18 @@ impl Listeners {
             }
         }
         for (port, listener) in &snapshot.listeners {
-            if self.running.contains_key(port) {
+            let plan = match PortPlan::build(listener, &self.credentials) {
+                Ok(p) => {
+                    errors.extend(p.check_credentials());
+                    Arc::new(p)
+                }
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            if let Some(running) = self.running.get(port) {
+                running.plan.store(plan);
                 continue;
             }
             let Some(addr) = self.ports.local(*port) else {
@@ -92,11 +118,6 @@ impl Listeners {
                 ));
                 continue;
             };
-            let protocol = listener
-                .servers
-                .first()
-                .map(|s| s.protocol)
-                .unwrap_or(ServerProtocol::Http);
             let tcp = match bind(addr, &format!("--port-map {port}={}", addr.port())).await {
                 Ok(l) => l,
                 Err(e) => {
@@ -105,30 +126,30 @@ impl Listeners {
                 }
             };
             let (stop, rx) = watch::channel(false);
+            let kind = plan.describe();
+            let plan = Arc::new(ArcSwap::new(plan));
+            let current = plan.clone();
             let state = self.state.clone();
-            let drain = self.drain;
-            let port = *port;
-            let task = match protocol {
-                ServerProtocol::Http | ServerProtocol::Http2 | ServerProtocol::Grpc => {
-                    tokio::spawn(serve_http(
-                        tcp,
-                        port,
-                        "http",
-                        Arc::new(Plain),
-                        state,
-                        rx,
-                        drain,
-                    ))
-                }
-                other => {
-                    errors.push(format!(
-                        "gateway port {port}: {other:?} servers are not served yet"
-                    ));
-                    continue;
-                }
-            };
-            tracing::info!("gateway port {port}: listening on {addr}");
-            self.running.insert(port, Running { stop, task, addr });
+            let task = tokio::spawn(serve(
+                tcp,
+                *port,
+                "http",
+                rx,
+                self.drain,
+                move |tcp, info, watcher| {
+                    serve_connection(current.load_full(), state.clone(), tcp, info, watcher)
+                },
+            ));
+            tracing::info!("gateway port {port}: listening on {addr} ({kind})");
+            self.running.insert(
+                *port,
+                Running {
+                    stop,
+                    task,
+                    addr,
+                    plan,
+                },
+            );
         }
         errors
     }
@@ -136,6 +157,14 @@ impl Listeners {
     /// Local addresses by Gateway port.
     pub fn addresses(&self) -> Vec<(u32, SocketAddr)> {
         self.running.iter().map(|(p, r)| (*p, r.addr)).collect()
+    }
+
+    /// Local addresses by Gateway port with what each serves (`http`, `tcp`, `tls`).
+    pub fn described(&self) -> Vec<(u32, SocketAddr, &'static str)> {
+        self.running
+            .iter()
+            .map(|(p, r)| (*p, r.addr, r.plan.load().describe()))
+            .collect()
     }
 
     /// Stops accepting everywhere and waits for in-flight requests (bounded by drain).

@@ -165,7 +165,9 @@ pub(crate) async fn handshake_h1(
         .handshake(TokioIo::new(conn))
         .await
         .map_err(|e| handshake_error(address, e))?;
-    spawn_connection(connection, shared.clone(), idle_timeout);
+    // With upgrades, a 101 hands the socket to `hyper::upgrade::on` (WebSocket)
+    // instead of ending the connection under it.
+    spawn_connection(connection.with_upgrades(), shared.clone(), idle_timeout);
     Ok(H1Conn { sender, shared })
 }
 
