@@ -148,7 +148,7 @@ pub(super) fn http_rule(
     for (j, m) in r.matches.iter().enumerate() {
         matches.push(request_match(
             m,
-            &f(&format!("match[{j}]")),
+            &|| format!("{at}.match[{j}]"),
             ns,
             cx.regexes,
         )?);

@@ -80,11 +80,38 @@ impl Problem {
 
 /// Builds the snapshot for `config`. `version` is stamped into it.
 pub fn compile(config: &ConfigSet, version: u64) -> Compiled {
+    Compiler::default().compile(config, version)
+}
+
+/// A compiler kept across reloads: regexes the previous config already used are not
+/// built again, so a reload costs little more than the resources that changed.
+#[derive(Default)]
+pub struct Compiler {
+    regexes: matcher::RegexCache,
+}
+
+impl Compiler {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds the snapshot for `config`, stamped with `version`.
+    pub fn compile(&mut self, config: &ConfigSet, version: u64) -> Compiled {
+        self.regexes.next_generation();
+        let mut patterns = Vec::new();
+        for vs in &config.virtual_services {
+            matcher::patterns_of(&vs.spec, &mut patterns);
+        }
+        self.regexes.prebuild(patterns);
+        build(config, version, &mut self.regexes)
+    }
+}
+
+fn build(config: &ConfigSet, version: u64, regexes: &mut matcher::RegexCache) -> Compiled {
     let mut diags = Vec::new();
     let services = services::Services::build(config, &mut diags);
     let rules = policy::DestinationRules::build(config, &mut diags);
-    let mut regexes = matcher::RegexCache::default();
-    let vss = virtual_service::compile_all(config, &services, &mut regexes, &mut diags);
+    let vss = virtual_service::compile_all(config, &services, regexes, &mut diags);
     let servers = gateway::compile_all(config, &mut diags);
     gateway::warn_unknown_gateways(&vss, &servers, &mut diags);
 

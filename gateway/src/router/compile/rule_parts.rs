@@ -174,7 +174,7 @@ pub(super) fn cors(c: &config::CorsPolicy, at: &str, re: &mut RegexCache) -> Che
     let mut allow_origins = Vec::new();
     for (i, o) in c.allow_origins.iter().enumerate() {
         let field = format!("{at}.allowOrigins[{i}]");
-        match string_match(o, Use::Value, &field, re)? {
+        match string_match(o, Use::Value, &|| field.clone(), re)? {
             Some(m) => allow_origins.push(m),
             None => {
                 return Err(problem(
@@ -296,7 +296,7 @@ pub(super) fn rewrite(r: &config::HttpRewrite, at: &str, re: &mut RegexCache) ->
     }
     let uri_regex = match &r.uri_regex_rewrite {
         Some(rr) => Some((
-            re.unanchored(&rr.pattern, &format!("{at}.uriRegexRewrite.match"))?,
+            re.unanchored(&rr.pattern, &|| format!("{at}.uriRegexRewrite.match"))?,
             rewrite_template(&rr.rewrite),
         )),
         None => None,
