@@ -11,13 +11,12 @@ use crate::router::snapshot::{Matcher, RequestMatch};
 
 /// Regexes by pattern. Many VirtualServices repeat patterns, and a reload mostly
 /// repeats the previous config's: each distinct pattern is built once and kept while
-/// the latest compile still uses it.
+/// the latest compile still uses it. `prebuild` fills it before rules are compiled,
+/// so compiling rules only reads it (and can run on several threads).
 #[derive(Default)]
 pub(super) struct RegexCache {
-    /// Patterns the compile in progress used.
+    /// Patterns the compile in progress uses.
     current: HashMap<String, Regex>,
-    /// Patterns of the previous compile, moved to `current` when used again.
-    previous: HashMap<String, Regex>,
 }
 
 /// Bounds what one user pattern may cost in memory (the regex crate's own limit is 10x).
@@ -37,31 +36,35 @@ pub(super) fn anchor(re: &str) -> String {
 }
 
 impl RegexCache {
-    /// Starts a compile: what the last one used becomes reusable, the rest is dropped.
-    pub fn next_generation(&mut self) {
-        self.previous = std::mem::take(&mut self.current);
-    }
-
-    /// Builds the patterns not cached yet on all cores (they are independent and a
-    /// big config has thousands); invalid ones are left for `get` to report.
+    /// Makes exactly `patterns` available: kept from the last compile when it used them,
+    /// else built (on all cores when there are many; a big config has thousands).
+    /// Invalid patterns are left out for `anchored`/`unanchored` to report.
     pub fn prebuild(&mut self, patterns: Vec<String>) {
+        let mut previous = std::mem::take(&mut self.current);
         let mut todo: Vec<String> = Vec::new();
         for p in patterns {
             if self.current.contains_key(&p) {
                 continue;
             }
-            if let Some(r) = self.previous.remove(&p) {
-                self.current.insert(p, r);
-            } else {
-                todo.push(p);
+            match previous.remove(&p) {
+                Some(r) => {
+                    self.current.insert(p, r);
+                }
+                None => todo.push(p),
             }
         }
+        drop(previous);
         todo.sort_unstable();
         todo.dedup();
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(8);
         if todo.len() < PARALLEL_MIN || threads < 2 {
+            for p in todo {
+                if let Ok(r) = build(&p) {
+                    self.current.insert(p, r);
+                }
+            }
             return;
         }
         let chunk = todo.len().div_ceil(threads);
@@ -82,31 +85,27 @@ impl RegexCache {
     }
 
     /// `re` anchored as `^(?:re)$`, so it must match the whole string as in Istio.
-    pub fn anchored(&mut self, re: &str, field: &dyn Fn() -> String) -> Checked<Regex> {
+    pub fn anchored(&self, re: &str, field: &dyn Fn() -> String) -> Checked<Regex> {
         self.get(&anchor(re), re, field)
     }
 
     /// `re` as written (for `uriRegexRewrite`, which replaces every match).
-    pub fn unanchored(&mut self, re: &str, field: &dyn Fn() -> String) -> Checked<Regex> {
+    pub fn unanchored(&self, re: &str, field: &dyn Fn() -> String) -> Checked<Regex> {
         self.get(re, re, field)
     }
 
-    fn get(&mut self, pattern: &str, written: &str, field: &dyn Fn() -> String) -> Checked<Regex> {
+    fn get(&self, pattern: &str, written: &str, field: &dyn Fn() -> String) -> Checked<Regex> {
         if let Some(r) = self.current.get(pattern) {
             return Ok(r.clone());
         }
-        let r = match self.previous.remove(pattern) {
-            Some(r) => r,
-            None => build(pattern).map_err(|e| {
-                problem(
-                    CODE_REGEX,
-                    field(),
-                    format!("invalid regex {written:?}: {}", first_line(&e.to_string())),
-                )
-            })?,
-        };
-        self.current.insert(pattern.to_string(), r.clone());
-        Ok(r)
+        // Not prebuilt: invalid (or not announced by `patterns_of`); build to say why.
+        build(pattern).map_err(|e| {
+            problem(
+                CODE_REGEX,
+                field(),
+                format!("invalid regex {written:?}: {}", first_line(&e.to_string())),
+            )
+        })
     }
 }
 
@@ -133,7 +132,7 @@ pub(super) fn string_match(
     m: &StringMatch,
     usage: Use,
     field: &dyn Fn() -> String,
-    re: &mut RegexCache,
+    re: &RegexCache,
 ) -> Checked<Option<Matcher>> {
     let set = [m.exact.is_some(), m.prefix.is_some(), m.regex.is_some()]
         .iter()
@@ -205,12 +204,12 @@ pub(super) fn request_match(
     m: &HttpMatchRequest,
     at: &dyn Fn() -> String,
     namespace: &str,
-    re: &mut RegexCache,
+    re: &RegexCache,
 ) -> Checked<RequestMatch> {
     let value = |sm: &Option<StringMatch>,
                  usage,
                  name: &'static str,
-                 re: &mut RegexCache|
+                 re: &RegexCache|
      -> Checked<Option<Matcher>> {
         match sm {
             Some(sm) => string_match(sm, usage, &|| format!("{}.{name}", at()), re),

@@ -106,7 +106,9 @@ pub(super) fn protocol_from_keyword(p: &str) -> Option<UpstreamProtocol> {
 
 impl Services {
     pub fn build(config: &ConfigSet, diags: &mut Vec<Diagnostic>) -> Services {
-        let mut out = Services::default();
+        let mut out = Services {
+            by_host: HashMap::with_capacity(config.service_entries.len() + config.services.len()),
+        };
         for se in &config.service_entries {
             match from_service_entry(se) {
                 Ok(list) => {
