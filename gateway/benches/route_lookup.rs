@@ -4,6 +4,8 @@
 //! Prints criterion's timings, then a per-lookup latency distribution (p50/p99/max over
 //! 200,000 timed lookups) for 10, 1,000 and 10,000 VirtualServices.
 //! Targets (performance.md #6): lookup p99 ≤ 1 µs, compile ≤ 100 ms for 10,000.
+//! `-- --distribution-only` prints just the distribution and compile times;
+//! `-- --profile-compile` only reloads the 10,000-VirtualService config (for perf).
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
