@@ -4,6 +4,8 @@
 //! Prints criterion's timings, then a per-lookup latency distribution (p50/p99/max over
 //! 200,000 timed lookups) for 10, 1,000 and 10,000 VirtualServices.
 //! Targets (performance.md #6): lookup p99 ≤ 1 µs, compile ≤ 100 ms for 10,000.
+//! `-- --distribution-only` prints just the distribution and compile times;
+//! `-- --profile-compile` only reloads the 10,000-VirtualService config (for perf).
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion};
 use meshgate::config::*;
 use meshgate::router::explain::RouteQuery;
-use meshgate::router::{compile, RouteDecision, Snapshot};
+use meshgate::router::{compile, Compiler, RouteDecision, Snapshot};
 
 fn meta(kind: &'static str, name: String, fields: &Arc<FieldLines>) -> ResourceMeta {
     ResourceMeta {
@@ -56,6 +58,12 @@ fn string_match(exact: Option<&str>, prefix: Option<&str>, regex: Option<String>
 /// each with a header rule, a regex rule (distinct per service), a prefix rule and a
 /// catch-all, plus a ServiceEntry per host so every destination resolves.
 fn config(n: usize) -> ConfigSet {
+    config_with(n, true)
+}
+
+/// `distinct_regex: false` gives every VirtualService the same pattern, as configs that
+/// repeat a pattern do: compile then builds it once.
+fn config_with(n: usize, distinct_regex: bool) -> ConfigSet {
     let fields = Arc::new(FieldLines {
         file: Arc::new(PathBuf::from("bench.yaml")),
         entries: Vec::new(),
@@ -92,7 +100,11 @@ fn config(n: usize) -> ConfigSet {
             uri: Some(string_match(
                 None,
                 None,
-                Some(format!("/items/[0-9]+/s{i}")),
+                Some(if distinct_regex {
+                    format!("/items/[0-9]+/s{i}")
+                } else {
+                    "/items/[0-9]+/s[0-9]+".to_string()
+                }),
             )),
             ..HttpMatchRequest::default()
         };
@@ -214,8 +226,13 @@ fn compile_10k(c: &mut Criterion) {
     let cfg = config(10_000);
     let mut group = c.benchmark_group("compile");
     group.sample_size(10);
-    group.bench_function("10000_virtual_services", |b| {
-        b.iter(|| black_box(compile(black_box(&cfg), 1)).snapshot.version)
+    group.bench_function("10000_virtual_services_first", |b| {
+        b.iter_with_large_drop(|| compile(black_box(&cfg), 1))
+    });
+    let mut compiler = Compiler::new();
+    drop(compiler.compile(&cfg, 1));
+    group.bench_function("10000_virtual_services_reload", |b| {
+        b.iter_with_large_drop(|| compiler.compile(black_box(&cfg), 2))
     });
     group.finish();
 }
@@ -249,22 +266,83 @@ fn latency_distribution() {
             );
         }
     }
-    let cfg = config(10_000);
-    let mut runs: Vec<Duration> = (0..5)
-        .map(|_| {
-            let start = Instant::now();
-            black_box(compile(&cfg, 1));
-            start.elapsed()
-        })
-        .collect();
-    runs.sort();
-    println!(
-        "  compile 10000 VirtualServices: median {:?} (min {:?}, max {:?})",
-        runs[2], runs[0], runs[4]
-    );
+    let median = |mut runs: Vec<Duration>| {
+        runs.sort();
+        runs[runs.len() / 2]
+    };
+    for (label, distinct) in [("a distinct regex each", true), ("one shared regex", false)] {
+        let cfg = config_with(10_000, distinct);
+        let cold: Vec<Duration> = (0..5)
+            .map(|_| {
+                let start = Instant::now();
+                let compiled = compile(&cfg, 1);
+                let took = start.elapsed();
+                // Dropping the old snapshot happens after the swap, off the compile path.
+                drop(black_box(compiled));
+                took
+            })
+            .collect();
+        let mut compiler = Compiler::new();
+        drop(compiler.compile(&cfg, 1));
+        let mut reload_cpu = Vec::new();
+        let mut all_cpu = Duration::ZERO;
+        let reload: Vec<Duration> = (0..5)
+            .map(|v| {
+                let (cpu, all) = (thread_cpu(), process_cpu());
+                let start = Instant::now();
+                let compiled = compiler.compile(&cfg, v + 2);
+                let took = start.elapsed();
+                reload_cpu.push(thread_cpu().saturating_sub(cpu));
+                all_cpu += process_cpu().saturating_sub(all);
+                drop(black_box(compiled));
+                took
+            })
+            .collect();
+        println!(
+            "  compile 10000 VirtualServices ({label}): first {:?}; reload {:?} wall, {:?} CPU on the compiling thread, {:?} CPU in all threads (medians / mean of 5)",
+            median(cold),
+            median(reload),
+            median(reload_cpu),
+            all_cpu / 5
+        );
+    }
+}
+
+/// CPU time of the whole process, all threads (Linux, 10 ms resolution).
+fn process_cpu() -> Duration {
+    let ticks = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the `(comm)`; utime and stime are the 14th and 15th overall.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        });
+    ticks.map_or(Duration::ZERO, |t| Duration::from_millis(t * 10))
+}
+
+/// CPU time of this thread (Linux), so a busy machine's waiting does not count.
+fn thread_cpu() -> Duration {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(Duration::ZERO, Duration::from_nanos)
 }
 
 fn main() {
+    if std::env::args().any(|a| a == "--profile-compile") {
+        // For profilers: reload the 10,000-VirtualService config repeatedly, nothing else.
+        let cfg = config_with(10_000, true);
+        let mut compiler = Compiler::new();
+        for v in 0..10 {
+            black_box(compiler.compile(&cfg, v));
+        }
+        return;
+    }
+    if std::env::args().any(|a| a == "--distribution-only") {
+        latency_distribution();
+        return;
+    }
     let mut c = Criterion::default().configure_from_args();
     lookup(&mut c);
     compile_10k(&mut c);

@@ -178,7 +178,7 @@ pub fn explain(snapshot: &Snapshot, config: &ConfigSet, q: &RouteQuery) -> Expla
             }
             let _ = writeln!(out, "result: 404 NR");
             let _ = writeln!(out, "why: {}", nr.message(&q.authority, q.port));
-            if nr.server.is_some() && nr.vhost.is_none() {
+            if nr.vhost.is_none() && nr.server.is_some_and(|s| !s.vhosts.vhosts.is_empty()) {
                 let _ = writeln!(out, "hosts here:");
             }
             if nr.vhost.is_none() {

@@ -10,7 +10,7 @@ pub mod reload;
 pub mod snapshot;
 
 pub use actions::pick_weighted;
-pub use compile::{compile, Compiled};
+pub use compile::{compile, Compiled, Compiler};
 pub use matching::{Caller, Mismatch};
 pub use snapshot::*;
 

@@ -27,28 +27,101 @@ pub(super) struct Target {
     pub kind: RouteKind,
 }
 
-/// A destination a VirtualService asked for, with the field that named it.
+/// Where a destination was written, formatted only when something is said about it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FieldRef {
+    /// `http`, `tcp` or `tls`
+    pub section: &'static str,
+    pub rule: usize,
+    /// `route`, `mirror` or `mirrors`
+    pub part: &'static str,
+    pub index: Option<usize>,
+}
+
+impl FieldRef {
+    /// `spec.http[0].route[1]`, `spec.http[0].mirror`, `spec.http[0].route`
+    pub fn entry(&self) -> String {
+        let FieldRef {
+            section,
+            rule,
+            part,
+            ..
+        } = self;
+        match self.index {
+            Some(j) => format!("spec.{section}[{rule}].{part}[{j}]"),
+            None => format!("spec.{section}[{rule}].{part}"),
+        }
+    }
+
+    /// The destination object: `spec.http[0].route[1].destination` (a `mirror` is one).
+    pub fn destination(&self) -> String {
+        if self.part == "mirror" {
+            self.entry()
+        } else {
+            format!("{}.destination", self.entry())
+        }
+    }
+}
+
+/// A destination a VirtualService asked for, with the field that named it. The name
+/// says everything else (`outbound|PORT|SUBSET|HOST`), so nothing more is copied.
 #[derive(Debug, Clone)]
 pub(super) struct TargetReq {
-    pub target: Target,
-    pub field: String,
+    pub name: ClusterName,
+    pub kind: RouteKind,
+    pub field: FieldRef,
+}
+
+impl TargetReq {
+    /// The target its cluster name stands for.
+    pub fn target(&self) -> Option<Target> {
+        let mut parts = self.name.splitn(4, '|');
+        let (_, port, subset, host) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        Some(Target {
+            name: self.name.clone(),
+            host: host.to_string(),
+            port: port.parse().ok()?,
+            subset: (!subset.is_empty()).then(|| subset.to_string()),
+            kind: self.kind,
+        })
+    }
 }
 
 pub(super) fn cluster_name(port: u32, subset: Option<&str>, host: &str) -> ClusterName {
+    use std::io::Write;
+    // Written on the stack so the name costs one allocation (the Arc), not two.
+    let mut buf = [0u8; 320];
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    if write!(cursor, "outbound|{port}|{}|{host}", subset.unwrap_or("")).is_ok() {
+        let n = cursor.position() as usize;
+        if let Ok(name) = std::str::from_utf8(&buf[..n]) {
+            return ClusterName::from(name);
+        }
+    }
     format!("outbound|{port}|{}|{host}", subset.unwrap_or("")).into()
+}
+
+impl<'a> ClusterSet<'a> {
+    /// `ensure` for a destination a VirtualService named; only a new cluster is built.
+    pub fn ensure_requested(&mut self, t: &TargetReq) -> Option<(&'static str, String)> {
+        if let Some(c) = self.clusters.get(&t.name) {
+            return c.missing.clone().map(|m| (missing_code(c), m));
+        }
+        self.ensure(&t.target()?)
+    }
 }
 
 /// Picks the port of a destination (its own, or the service's only one) and names the
 /// cluster. The second value warns when the choice was a guess.
 pub(super) fn resolve_target(
     services: &Services,
-    host: &str,
+    host: String,
     port: Option<u32>,
     subset: Option<&str>,
     kind: RouteKind,
 ) -> (Target, Option<(&'static str, String)>) {
     let mut warning = None;
-    let port = match (port, services.get(host)) {
+    let port = match (port, services.get(&host)) {
         (Some(p), _) => p,
         (None, Some(svc)) if svc.ports.len() == 1 => svc.ports[0].number,
         (None, Some(svc)) if !svc.ports.is_empty() => {
@@ -81,8 +154,8 @@ pub(super) fn resolve_target(
     };
     let subset = subset.filter(|s| !s.is_empty()).map(str::to_string);
     let target = Target {
-        name: cluster_name(port, subset.as_deref(), host),
-        host: host.to_string(),
+        name: cluster_name(port, subset.as_deref(), &host),
+        host,
         port,
         subset,
         kind,
@@ -97,11 +170,11 @@ pub(super) struct ClusterSet<'a> {
 }
 
 impl<'a> ClusterSet<'a> {
-    pub fn new(services: &'a Services, rules: &'a DestinationRules<'a>) -> Self {
+    pub fn new(services: &'a Services, rules: &'a DestinationRules<'a>, expected: usize) -> Self {
         ClusterSet {
             services,
             rules,
-            clusters: HashMap::new(),
+            clusters: HashMap::with_capacity(expected),
         }
     }
 
@@ -141,12 +214,19 @@ impl<'a> ClusterSet<'a> {
             ));
             return cluster;
         };
-        let port = svc.port(t.port).cloned().unwrap_or(Port {
-            number: t.port,
-            name: String::new(),
-            protocol: None,
-            target_port: None,
-        });
+        let unnamed;
+        let port = match svc.port(t.port) {
+            Some(p) => p,
+            None => {
+                unnamed = Port {
+                    number: t.port,
+                    name: String::new(),
+                    protocol: None,
+                    target_port: None,
+                };
+                &unnamed
+            }
+        };
         cluster.dns = svc.dns;
         cluster.protocol = port.protocol.unwrap_or(default_protocol);
         let rule = self.rules.for_host(&t.host);
@@ -170,7 +250,7 @@ impl<'a> ClusterSet<'a> {
                 return cluster;
             }
         };
-        cluster.endpoints = svc.endpoints_for(&port, subset.map(|s| &s.labels));
+        cluster.endpoints = svc.endpoints_for(port, subset.map(|s| &s.labels));
         if let Some(dr) = rule {
             let (policy, proto) = cluster_policy(dr, subset, t.port);
             let originates_tls = policy
@@ -200,33 +280,35 @@ impl<'a> ClusterSet<'a> {
     /// every service port, and every DestinationRule subset on every port.
     pub fn add_service_defaults(&mut self) {
         let services = self.services;
-        let mut wanted = Vec::new();
         for svc in services.by_host.values() {
+            let subsets = self
+                .rules
+                .for_host(&svc.host)
+                .map(|dr| dr.spec.subsets.as_slice())
+                .unwrap_or_default();
             for p in &svc.ports {
                 let kind = match p.protocol {
                     Some(UpstreamProtocol::Tcp) => RouteKind::Tcp,
                     Some(UpstreamProtocol::Tls) => RouteKind::Tls,
                     _ => RouteKind::Http,
                 };
-                wanted.push(resolve_target(services, &svc.host, Some(p.number), None, kind).0);
-                if let Some(dr) = self.rules.for_host(&svc.host) {
-                    for s in &dr.spec.subsets {
-                        wanted.push(
-                            resolve_target(
-                                services,
-                                &svc.host,
-                                Some(p.number),
-                                Some(&s.name),
-                                kind,
-                            )
-                            .0,
-                        );
+                for subset in
+                    std::iter::once(None).chain(subsets.iter().map(|s| Some(s.name.as_str())))
+                {
+                    // Most of these exist already (routes named them): check by name first.
+                    let name = cluster_name(p.number, subset, &svc.host);
+                    if !self.clusters.contains_key(&name) {
+                        let t = Target {
+                            name,
+                            host: svc.host.clone(),
+                            port: p.number,
+                            subset: subset.map(str::to_string),
+                            kind,
+                        };
+                        self.ensure(&t);
                     }
                 }
             }
-        }
-        for t in wanted {
-            self.ensure(&t);
         }
     }
 

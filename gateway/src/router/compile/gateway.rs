@@ -285,36 +285,44 @@ fn rules_for(vs: &CompiledVs<'_>, gateway: &str) -> Vec<Arc<HttpRule>> {
 /// Builds a host table from (domain, rules) in VirtualService order: rules of several
 /// VirtualServices for one domain are concatenated, catch-all rules moved last.
 fn table(domains: Vec<(String, Vec<Arc<HttpRule>>)>) -> VirtualHostTable {
-    let mut order: Vec<String> = Vec::new();
-    // domain → (rules with conditions, catch-all rules)
-    type Split = (Vec<Arc<HttpRule>>, Vec<Arc<HttpRule>>);
-    let mut merged: HashMap<String, Split> = HashMap::new();
+    // (domain, rules with conditions, catch-all rules), in first-seen order.
+    type Entry = (String, Vec<Arc<HttpRule>>, Vec<Arc<HttpRule>>);
+    let mut entries: Vec<Entry> = Vec::with_capacity(domains.len());
+    let mut t = VirtualHostTable {
+        exact: HashMap::with_capacity(entries.capacity()),
+        ..VirtualHostTable::default()
+    };
+    let mut wildcards: HashMap<String, usize> = HashMap::new();
     for (domain, rules) in domains {
-        let entry = merged.entry(domain.clone()).or_insert_with(|| {
-            order.push(domain);
-            Default::default()
-        });
+        // Exact domains are indexed by the table's own map; wildcards by a scratch one.
+        let index = if domain.starts_with('*') {
+            &mut wildcards
+        } else {
+            &mut t.exact
+        };
+        let i = match index.get(&domain) {
+            Some(&i) => i,
+            None => {
+                index.insert(domain.clone(), entries.len());
+                entries.push((domain, Vec::new(), Vec::new()));
+                entries.len() - 1
+            }
+        };
+        let entry = &mut entries[i];
         for r in rules {
             if is_catch_all(&r) {
-                entry.1.push(r);
+                entry.2.push(r);
             } else {
-                entry.0.push(r);
+                entry.1.push(r);
             }
         }
     }
-    let mut t = VirtualHostTable::default();
-    for domain in order {
-        let Some((mut rules, catch_alls)) = merged.remove(&domain) else {
-            continue;
-        };
+    for (i, (domain, mut rules, catch_alls)) in entries.into_iter().enumerate() {
         rules.extend(catch_alls);
-        let i = t.vhosts.len();
         if domain == "*" {
             t.catch_all = Some(i);
         } else if let Some(suffix) = domain.strip_prefix('*') {
             t.suffix.push((suffix.to_string(), i));
-        } else {
-            t.exact.insert(domain.clone(), i);
         }
         t.vhosts.push(Arc::new(VirtualHost { domain, rules }));
     }
@@ -353,9 +361,15 @@ pub(super) fn bind(s: &ServerDraft<'_>, vss: &[CompiledVs<'_>]) -> GatewayServer
         if mine.is_empty() {
             continue;
         }
-        let rules = rules_for(vs, &s.gateway);
-        for d in mine {
-            domains.push((d, rules.clone()));
+        let mut rules = rules_for(vs, &s.gateway);
+        let last = mine.len() - 1;
+        for (k, d) in mine.into_iter().enumerate() {
+            let these = if k == last {
+                std::mem::take(&mut rules)
+            } else {
+                rules.clone()
+            };
+            domains.push((d, these));
         }
         tcp_rules.extend(narrowed_to(&vs.tcp, &s.gateway));
         tls_rules.extend(narrowed_to(&vs.tls, &s.gateway));

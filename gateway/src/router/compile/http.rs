@@ -1,7 +1,7 @@
 //! One `http[]` entry of a VirtualService → an HttpRule: its match entries and
 //! exactly one action (route, redirect, direct response) or a delegate reference.
 
-use super::cluster::{resolve_target, RouteKind, Target, TargetReq};
+use super::cluster::{resolve_target, FieldRef, RouteKind, Target, TargetReq};
 use super::matcher::{request_match, RegexCache};
 use super::services::Services;
 use super::{problem, rule_parts, Checked, Problem, CODE_INVALID, CODE_WEIGHT};
@@ -11,8 +11,10 @@ use crate::router::snapshot::*;
 
 /// What compiling one VirtualService needs and collects besides its rules.
 pub(super) struct RuleCx<'a> {
+    /// `ns/name` of the VirtualService being compiled.
+    pub vs_name: &'a str,
     pub services: &'a Services,
-    pub regexes: &'a mut RegexCache,
+    pub regexes: &'a RegexCache,
     /// Destinations to build clusters for once the VirtualService is accepted.
     pub targets: Vec<TargetReq>,
     /// Said about the VirtualService only if it is accepted.
@@ -35,13 +37,13 @@ impl RuleCx<'_> {
         &mut self,
         d: &Destination,
         ns: &str,
-        at: &str,
+        at: FieldRef,
         kind: RouteKind,
     ) -> Checked<Target> {
         if d.host.trim().is_empty() {
             return Err(problem(
                 CODE_INVALID,
-                format!("{at}.host"),
+                format!("{}.host", at.destination()),
                 "destination host is required",
             ));
         }
@@ -50,18 +52,19 @@ impl RuleCx<'_> {
         if port.is_some_and(|p| p > 65535) {
             return Err(problem(
                 CODE_INVALID,
-                format!("{at}.port.number"),
+                format!("{}.port.number", at.destination()),
                 "port is outside 1-65535",
             ));
         }
         let (target, warning) =
-            resolve_target(self.services, &host, port, d.subset.as_deref(), kind);
+            resolve_target(self.services, host, port, d.subset.as_deref(), kind);
         if let Some((code, msg)) = warning {
-            self.warnings.push(problem(code, at, msg));
+            self.warnings.push(problem(code, at.destination(), msg));
         }
         self.targets.push(TargetReq {
-            target: target.clone(),
-            field: at.to_string(),
+            name: target.name.clone(),
+            kind,
+            field: at,
         });
         Ok(target)
     }
@@ -78,21 +81,24 @@ impl RuleCx<'_> {
             ),
         >,
         ns: &str,
-        at: &str,
+        at: FieldRef,
         kind: RouteKind,
     ) -> Checked<(Vec<WeightedDestination>, u32)> {
         let single = dests.len() == 1;
         let mut out = Vec::new();
         let mut total: u32 = 0;
         for (j, (d, weight, headers)) in dests.enumerate() {
-            let here = format!("{at}[{j}]");
+            let here = FieldRef {
+                index: Some(j),
+                ..at
+            };
             let weight = match weight {
                 None if single => 100,
                 None => 0,
                 Some(w) => u32::try_from(w).map_err(|_| {
                     problem(
                         CODE_WEIGHT,
-                        format!("{here}.weight"),
+                        format!("{}.weight", here.entry()),
                         format!("weight {w} must be between 0 and {}", u32::MAX),
                     )
                 })?,
@@ -100,11 +106,11 @@ impl RuleCx<'_> {
             total = total.checked_add(weight).ok_or_else(|| {
                 problem(
                     CODE_WEIGHT,
-                    format!("{here}.weight"),
+                    format!("{}.weight", here.entry()),
                     "weights add up to more than 2^32",
                 )
             })?;
-            let target = self.destination(d, ns, &format!("{here}.destination"), kind)?;
+            let target = self.destination(d, ns, here, kind)?;
             out.push(WeightedDestination {
                 cluster: target.name,
                 host: target.host,
@@ -112,22 +118,24 @@ impl RuleCx<'_> {
                 port: Some(target.port),
                 weight,
                 headers: match headers {
-                    Some(h) => rule_parts::headers(h, &format!("{here}.headers"))?,
-                    None => HeaderOps::default(),
+                    Some(h @ Some(_)) => {
+                        rule_parts::headers(h, &format!("{}.headers", here.entry()))?
+                    }
+                    _ => HeaderOps::default(),
                 },
             });
         }
         if out.is_empty() {
             return Err(problem(
                 CODE_INVALID,
-                at,
+                at.entry(),
                 "a route needs at least one destination",
             ));
         }
         if total == 0 {
             return Err(problem(
                 CODE_WEIGHT,
-                at,
+                at.entry(),
                 "route weights add up to 0: give at least one destination a weight",
             ));
         }
@@ -148,7 +156,7 @@ pub(super) fn http_rule(
     for (j, m) in r.matches.iter().enumerate() {
         matches.push(request_match(
             m,
-            &f(&format!("match[{j}]")),
+            &|| format!("{at}.match[{j}]"),
             ns,
             cx.regexes,
         )?);
@@ -203,10 +211,10 @@ pub(super) fn http_rule(
     } else if let Some(dr) = &r.direct_response {
         RuleAction::DirectResponse(rule_parts::direct_response(dr, &f("directResponse"))?)
     } else {
-        RuleAction::Route(route_action(r, ns, &at, cx)?)
+        RuleAction::Route(route_action(r, i, ns, &at, cx)?)
     };
     Ok(RuleDraft::Rule(HttpRule {
-        virtual_service: format!("{ns}/{}", meta.name),
+        virtual_service: cx.vs_name.to_string(),
         index: i.to_string(),
         name: r.name.clone(),
         matches,
@@ -216,13 +224,26 @@ pub(super) fn http_rule(
     }))
 }
 
-fn route_action(r: &HttpRoute, ns: &str, at: &str, cx: &mut RuleCx<'_>) -> Checked<RouteAction> {
+fn route_action(
+    r: &HttpRoute,
+    index: usize,
+    ns: &str,
+    at: &str,
+    cx: &mut RuleCx<'_>,
+) -> Checked<RouteAction> {
+    let field = |part, at_index| FieldRef {
+        section: "http",
+        rule: index,
+        part,
+        index: at_index,
+    };
     let f = |s: &str| format!("{at}.{s}");
     let dests = r
         .route
         .iter()
         .map(|d| (&d.destination, d.weight, Some(&d.headers)));
-    let (destinations, total_weight) = cx.weighted(dests, ns, &f("route"), RouteKind::Http)?;
+    let (destinations, total_weight) =
+        cx.weighted(dests, ns, field("route", None), RouteKind::Http)?;
     let timeout = match &r.timeout {
         // `0s` turns the route timeout off, as in Envoy.
         Some(t) => Some(rule_parts::duration(t, &f("timeout"))?).filter(|d| !d.is_zero()),
@@ -235,7 +256,7 @@ fn route_action(r: &HttpRoute, ns: &str, at: &str, cx: &mut RuleCx<'_>) -> Check
             (None, Some(p)) => f64::from(p),
             (None, None) => 100.0,
         };
-        mirrors.push(mirror(m, fraction, ns, &f("mirror"), cx)?);
+        mirrors.push(mirror(m, fraction, ns, field("mirror", None), cx)?);
     }
     for (j, m) in r.mirrors.iter().enumerate() {
         let fraction = m.percentage.map(|p| p.value).unwrap_or(100.0);
@@ -243,7 +264,7 @@ fn route_action(r: &HttpRoute, ns: &str, at: &str, cx: &mut RuleCx<'_>) -> Check
             &m.destination,
             fraction,
             ns,
-            &f(&format!("mirrors[{j}].destination")),
+            field("mirrors", Some(j)),
             cx,
         )?);
     }
@@ -271,7 +292,10 @@ fn route_action(r: &HttpRoute, ns: &str, at: &str, cx: &mut RuleCx<'_>) -> Check
             .as_ref()
             .map(|c| rule_parts::cors(c, &f("corsPolicy"), cx.regexes))
             .transpose()?,
-        headers: rule_parts::headers(&r.headers, &f("headers"))?,
+        headers: match &r.headers {
+            Some(_) => rule_parts::headers(&r.headers, &f("headers"))?,
+            None => HeaderOps::default(),
+        },
     })
 }
 
@@ -279,13 +303,13 @@ fn mirror(
     d: &Destination,
     percent: f64,
     ns: &str,
-    at: &str,
+    at: FieldRef,
     cx: &mut RuleCx<'_>,
 ) -> Checked<Mirror> {
     if !(0.0..=100.0).contains(&percent) {
         return Err(problem(
             CODE_INVALID,
-            at,
+            at.destination(),
             format!("mirror percentage {percent} is outside 0-100"),
         ));
     }

@@ -1,7 +1,7 @@
 //! `tcp[]` and `tls[]` rules: weighted destinations chosen per connection, by port
 //! (TCP) or by SNI (TLS passthrough).
 
-use super::cluster::RouteKind;
+use super::cluster::{FieldRef, RouteKind};
 use super::http::RuleCx;
 use super::matcher::gateway_ref;
 use super::{problem, Checked, CODE_INVALID};
@@ -46,11 +46,16 @@ pub(super) fn tcp_rule(
     cx: &mut RuleCx<'_>,
 ) -> Checked<Narrowed<TcpRule>> {
     let ns = meta.namespace.as_str();
-    let at = format!("spec.tcp[{i}].route");
     let dests = r.route.iter().map(|d| (&d.destination, d.weight, None));
-    let (destinations, total_weight) = cx.weighted(dests, ns, &at, RouteKind::Tcp)?;
+    let at = FieldRef {
+        section: "tcp",
+        rule: i,
+        part: "route",
+        index: None,
+    };
+    let (destinations, total_weight) = cx.weighted(dests, ns, at, RouteKind::Tcp)?;
     let rule = TcpRule {
-        virtual_service: format!("{ns}/{}", meta.name),
+        virtual_service: cx.vs_name.to_string(),
         index: i,
         ports: ports(&r.matches.iter().map(|m| m.port).collect::<Vec<_>>()),
         destinations,
@@ -89,10 +94,19 @@ pub(super) fn tls_rule(
         ));
     }
     let dests = r.route.iter().map(|d| (&d.destination, d.weight, None));
-    let (destinations, total_weight) =
-        cx.weighted(dests, ns, &format!("{at}.route"), RouteKind::Tls)?;
+    let (destinations, total_weight) = cx.weighted(
+        dests,
+        ns,
+        FieldRef {
+            section: "tls",
+            rule: i,
+            part: "route",
+            index: None,
+        },
+        RouteKind::Tls,
+    )?;
     let rule = TlsRule {
-        virtual_service: format!("{ns}/{}", meta.name),
+        virtual_service: cx.vs_name.to_string(),
         index: i,
         sni_hosts,
         ports: ports(&r.matches.iter().map(|m| m.port).collect::<Vec<_>>()),

@@ -9,42 +9,103 @@ use super::{problem, Checked, CODE_INVALID, CODE_REGEX};
 use crate::config::{HttpMatchRequest, StringMatch};
 use crate::router::snapshot::{Matcher, RequestMatch};
 
-/// Many VirtualServices repeat the same patterns: compile each distinct one once.
+/// Regexes by pattern. Many VirtualServices repeat patterns, and a reload mostly
+/// repeats the previous config's: each distinct pattern is built once and kept while
+/// the latest compile still uses it. `prebuild` fills it before rules are compiled,
+/// so compiling rules only reads it (and can run on several threads).
 #[derive(Default)]
 pub(super) struct RegexCache {
-    compiled: HashMap<String, Regex>,
+    /// Patterns the compile in progress uses.
+    current: HashMap<String, Regex>,
 }
 
 /// Bounds what one user pattern may cost in memory (the regex crate's own limit is 10x).
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
+/// Below this many new patterns, threads cost more than they save.
+const PARALLEL_MIN: usize = 64;
+
+fn build(pattern: &str) -> Result<Regex, regex::Error> {
+    regex::RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+}
+
+pub(super) fn anchor(re: &str) -> String {
+    format!("^(?:{re})$")
+}
+
 impl RegexCache {
+    /// Makes exactly `patterns` available: kept from the last compile when it used them,
+    /// else built (on all cores when there are many; a big config has thousands).
+    /// Invalid patterns are left out for `anchored`/`unanchored` to report.
+    pub fn prebuild(&mut self, patterns: Vec<String>) {
+        let mut previous = std::mem::take(&mut self.current);
+        let mut todo: Vec<String> = Vec::new();
+        for p in patterns {
+            if self.current.contains_key(&p) {
+                continue;
+            }
+            match previous.remove(&p) {
+                Some(r) => {
+                    self.current.insert(p, r);
+                }
+                None => todo.push(p),
+            }
+        }
+        drop(previous);
+        todo.sort_unstable();
+        todo.dedup();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8);
+        if todo.len() < PARALLEL_MIN || threads < 2 {
+            for p in todo {
+                if let Ok(r) = build(&p) {
+                    self.current.insert(p, r);
+                }
+            }
+            return;
+        }
+        let chunk = todo.len().div_ceil(threads);
+        let built: Vec<Vec<(String, Regex)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = todo
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .filter_map(|p| build(p).ok().map(|r| (p.clone(), r)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        });
+        self.current.extend(built.into_iter().flatten());
+    }
+
     /// `re` anchored as `^(?:re)$`, so it must match the whole string as in Istio.
-    pub fn anchored(&mut self, re: &str, field: &str) -> Checked<Regex> {
-        self.get(&format!("^(?:{re})$"), re, field)
+    pub fn anchored(&self, re: &str, field: &dyn Fn() -> String) -> Checked<Regex> {
+        self.get(&anchor(re), re, field)
     }
 
     /// `re` as written (for `uriRegexRewrite`, which replaces every match).
-    pub fn unanchored(&mut self, re: &str, field: &str) -> Checked<Regex> {
+    pub fn unanchored(&self, re: &str, field: &dyn Fn() -> String) -> Checked<Regex> {
         self.get(re, re, field)
     }
 
-    fn get(&mut self, pattern: &str, written: &str, field: &str) -> Checked<Regex> {
-        if let Some(r) = self.compiled.get(pattern) {
+    fn get(&self, pattern: &str, written: &str, field: &dyn Fn() -> String) -> Checked<Regex> {
+        if let Some(r) = self.current.get(pattern) {
             return Ok(r.clone());
         }
-        let r = regex::RegexBuilder::new(pattern)
-            .size_limit(REGEX_SIZE_LIMIT)
-            .build()
-            .map_err(|e| {
-                problem(
-                    CODE_REGEX,
-                    field,
-                    format!("invalid regex {written:?}: {}", first_line(&e.to_string())),
-                )
-            })?;
-        self.compiled.insert(pattern.to_string(), r.clone());
-        Ok(r)
+        // Not prebuilt: invalid (or not announced by `patterns_of`); build to say why.
+        build(pattern).map_err(|e| {
+            problem(
+                CODE_REGEX,
+                field(),
+                format!("invalid regex {written:?}: {}", first_line(&e.to_string())),
+            )
+        })
     }
 }
 
@@ -70,8 +131,8 @@ pub(super) enum Use {
 pub(super) fn string_match(
     m: &StringMatch,
     usage: Use,
-    field: &str,
-    re: &mut RegexCache,
+    field: &dyn Fn() -> String,
+    re: &RegexCache,
 ) -> Checked<Option<Matcher>> {
     let set = [m.exact.is_some(), m.prefix.is_some(), m.regex.is_some()]
         .iter()
@@ -80,7 +141,7 @@ pub(super) fn string_match(
     if set > 1 {
         return Err(problem(
             CODE_INVALID,
-            field,
+            field(),
             "set only one of exact, prefix, regex",
         ));
     }
@@ -102,7 +163,7 @@ pub(super) fn string_match(
         if usage == Use::Header && (r == "*" || r == ".*") {
             Matcher::Present
         } else {
-            Matcher::Regex(re.anchored(r, &format!("{field}.regex"))?)
+            Matcher::Regex(re.anchored(r, &|| format!("{}.regex", field()))?)
         }
     } else {
         match usage {
@@ -112,11 +173,17 @@ pub(super) fn string_match(
     }))
 }
 
-fn header_name(name: &str, field: &str) -> Checked<http::HeaderName> {
-    http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).map_err(|_| {
+fn header_name(name: &str, field: &dyn Fn() -> String) -> Checked<http::HeaderName> {
+    // Istio requires lower-case keys; the common case needs no copy.
+    let parsed = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+    } else {
+        http::HeaderName::from_bytes(name.as_bytes())
+    };
+    parsed.map_err(|_| {
         problem(
             CODE_INVALID,
-            field,
+            field(),
             format!("{name:?} is not a valid header name"),
         )
     })
@@ -131,20 +198,21 @@ pub(super) fn gateway_ref(g: &str, namespace: &str) -> String {
     }
 }
 
+/// Compiles one `match[]` entry; `at` names it (`spec.http[0].match[1]`) and is only
+/// formatted when something is wrong.
 pub(super) fn request_match(
     m: &HttpMatchRequest,
-    at: &str,
+    at: &dyn Fn() -> String,
     namespace: &str,
-    re: &mut RegexCache,
+    re: &RegexCache,
 ) -> Checked<RequestMatch> {
-    let f = |s: &str| format!("{at}.{s}");
     let value = |sm: &Option<StringMatch>,
                  usage,
-                 name: &str,
-                 re: &mut RegexCache|
+                 name: &'static str,
+                 re: &RegexCache|
      -> Checked<Option<Matcher>> {
         match sm {
-            Some(sm) => string_match(sm, usage, &f(name), re),
+            Some(sm) => string_match(sm, usage, &|| format!("{}.{name}", at()), re),
             None => Ok(None),
         }
     };
@@ -172,26 +240,63 @@ pub(super) fn request_match(
         ..RequestMatch::default()
     };
     for (k, sm) in &m.headers {
-        let field = f(&format!("headers.{k}"));
+        let field = || format!("{}.headers.{k}", at());
         let name = header_name(k, &field)?;
         if let Some(matcher) = string_match(sm, Use::Header, &field, re)? {
             out.headers.push((name, matcher));
         }
     }
     for (k, sm) in &m.without_headers {
-        let field = f(&format!("withoutHeaders.{k}"));
+        let field = || format!("{}.withoutHeaders.{k}", at());
         let name = header_name(k, &field)?;
         if let Some(matcher) = string_match(sm, Use::Header, &field, re)? {
             out.without_headers.push((name, matcher));
         }
     }
     for (k, sm) in &m.query_params {
-        let field = f(&format!("queryParams.{k}"));
+        let field = || format!("{}.queryParams.{k}", at());
         if let Some(matcher) = string_match(sm, Use::Header, &field, re)? {
             out.query_params.push((k.clone(), matcher));
         }
     }
     Ok(out)
+}
+
+/// Every regex `vs` will ask for, keyed as the cache keys them (for `prebuild`).
+pub(super) fn patterns_of(vs: &crate::config::VirtualServiceSpec, out: &mut Vec<String>) {
+    let mut add = |m: &StringMatch| {
+        if let Some(r) = &m.regex {
+            out.push(anchor(r));
+        }
+    };
+    for rule in &vs.http {
+        for m in &rule.matches {
+            for sm in [&m.uri, &m.scheme, &m.method, &m.authority]
+                .into_iter()
+                .flatten()
+            {
+                add(sm);
+            }
+            m.headers
+                .values()
+                .chain(m.without_headers.values())
+                .chain(m.query_params.values())
+                .for_each(&mut add);
+        }
+        if let Some(c) = &rule.cors_policy {
+            c.allow_origins.iter().for_each(&mut add);
+        }
+    }
+    // Rewrite patterns are used as written, not anchored.
+    for rule in &vs.http {
+        if let Some(rr) = rule
+            .rewrite
+            .as_ref()
+            .and_then(|r| r.uri_regex_rewrite.as_ref())
+        {
+            out.push(rr.pattern.clone());
+        }
+    }
 }
 
 /// A delegate's match entry within its parent's: parent conditions AND'ed in. None when

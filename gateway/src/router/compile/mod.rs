@@ -80,20 +80,54 @@ impl Problem {
 
 /// Builds the snapshot for `config`. `version` is stamped into it.
 pub fn compile(config: &ConfigSet, version: u64) -> Compiled {
+    Compiler::default().compile(config, version)
+}
+
+/// A compiler kept across reloads: regexes the previous config already used are not
+/// built again, so a reload costs little more than the resources that changed.
+#[derive(Default)]
+pub struct Compiler {
+    regexes: matcher::RegexCache,
+}
+
+impl Compiler {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds the snapshot for `config`, stamped with `version`.
+    pub fn compile(&mut self, config: &ConfigSet, version: u64) -> Compiled {
+        let mut patterns = Vec::new();
+        for vs in &config.virtual_services {
+            matcher::patterns_of(&vs.spec, &mut patterns);
+        }
+        self.regexes.prebuild(patterns);
+        build(config, version, &self.regexes)
+    }
+}
+
+fn build(config: &ConfigSet, version: u64, regexes: &matcher::RegexCache) -> Compiled {
     let mut diags = Vec::new();
     let services = services::Services::build(config, &mut diags);
     let rules = policy::DestinationRules::build(config, &mut diags);
-    let mut regexes = matcher::RegexCache::default();
-    let vss = virtual_service::compile_all(config, &services, &mut regexes, &mut diags);
+    let vss = virtual_service::compile_all(config, &services, regexes, &mut diags);
     let servers = gateway::compile_all(config, &mut diags);
     gateway::warn_unknown_gateways(&vss, &servers, &mut diags);
 
-    let mut clusters = cluster::ClusterSet::new(&services, &rules);
+    let expected = vss.iter().map(|v| v.targets.len()).sum::<usize>()
+        + services
+            .by_host
+            .values()
+            .map(|s| s.ports.len())
+            .sum::<usize>();
+    let mut clusters = cluster::ClusterSet::new(&services, &rules, expected);
     for vs in &vss {
         for t in &vs.targets {
-            if let Some(p) = clusters.ensure(&t.target) {
+            if let Some(p) = clusters.ensure_requested(t) {
                 let severity = Severity::Warning;
-                diags.push(problem(p.0, &t.field, p.1).diagnostic(&vs.res.meta, severity));
+                diags.push(
+                    problem(p.0, t.field.destination(), p.1).diagnostic(&vs.res.meta, severity),
+                );
             }
         }
     }

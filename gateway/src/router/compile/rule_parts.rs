@@ -170,11 +170,11 @@ pub(super) fn fault(f: &config::HttpFault, at: &str) -> Checked<Fault> {
     Ok(Fault { delay, abort })
 }
 
-pub(super) fn cors(c: &config::CorsPolicy, at: &str, re: &mut RegexCache) -> Checked<Cors> {
+pub(super) fn cors(c: &config::CorsPolicy, at: &str, re: &RegexCache) -> Checked<Cors> {
     let mut allow_origins = Vec::new();
     for (i, o) in c.allow_origins.iter().enumerate() {
         let field = format!("{at}.allowOrigins[{i}]");
-        match string_match(o, Use::Value, &field, re)? {
+        match string_match(o, Use::Value, &|| field.clone(), re)? {
             Some(m) => allow_origins.push(m),
             None => {
                 return Err(problem(
@@ -286,7 +286,7 @@ fn rewrite_template(t: &str) -> String {
     out
 }
 
-pub(super) fn rewrite(r: &config::HttpRewrite, at: &str, re: &mut RegexCache) -> Checked<Rewrite> {
+pub(super) fn rewrite(r: &config::HttpRewrite, at: &str, re: &RegexCache) -> Checked<Rewrite> {
     if r.uri.is_some() && r.uri_regex_rewrite.is_some() {
         return Err(problem(
             CODE_INVALID,
@@ -296,7 +296,7 @@ pub(super) fn rewrite(r: &config::HttpRewrite, at: &str, re: &mut RegexCache) ->
     }
     let uri_regex = match &r.uri_regex_rewrite {
         Some(rr) => Some((
-            re.unanchored(&rr.pattern, &format!("{at}.uriRegexRewrite.match"))?,
+            re.unanchored(&rr.pattern, &|| format!("{at}.uriRegexRewrite.match"))?,
             rewrite_template(&rr.rewrite),
         )),
         None => None,

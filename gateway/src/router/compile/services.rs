@@ -106,7 +106,9 @@ pub(super) fn protocol_from_keyword(p: &str) -> Option<UpstreamProtocol> {
 
 impl Services {
     pub fn build(config: &ConfigSet, diags: &mut Vec<Diagnostic>) -> Services {
-        let mut out = Services::default();
+        let mut out = Services {
+            by_host: HashMap::with_capacity(config.service_entries.len() + config.services.len()),
+        };
         for se in &config.service_entries {
             match from_service_entry(se) {
                 Ok(list) => {
@@ -117,6 +119,11 @@ impl Services {
                 Err(p) => diags.push(p.diagnostic(&se.meta, Severity::Error)),
             }
         }
+        let endpoints: HashMap<(&str, &str), &Res<EndpointsBody>> = config
+            .endpoints
+            .iter()
+            .map(|e| ((e.meta.namespace.as_str(), e.meta.name.as_str()), e))
+            .collect();
         for svc in &config.services {
             let host = expand_host(&svc.meta.name, &svc.meta.namespace);
             // A ServiceEntry with endpoints says where the host is; a Service then adds nothing.
@@ -127,10 +134,9 @@ impl Services {
             {
                 continue;
             }
-            let eps = config
-                .endpoints
-                .iter()
-                .find(|e| e.meta.name == svc.meta.name && e.meta.namespace == svc.meta.namespace);
+            let eps = endpoints
+                .get(&(svc.meta.namespace.as_str(), svc.meta.name.as_str()))
+                .copied();
             out.by_host.insert(host.clone(), from_kube(svc, eps, host));
         }
         out

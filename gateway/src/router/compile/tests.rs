@@ -586,3 +586,61 @@ fn peer_authentications_and_wasm_plugins_pass_through() {
     );
     assert_eq!(c.snapshot.version, 1);
 }
+
+#[test]
+fn a_compiler_reuses_regexes_across_reloads_and_still_reports_bad_ones() {
+    let vs = |re: &str| {
+        let mut out = crate::config::Loaded::default();
+        let yaml = format!("{VS_HEAD}metadata: {{name: v}}\nspec:\n  hosts: [v]\n  http:\n  - match: [{{uri: {{regex: '{re}'}}}}]\n    directResponse: {{status: 200}}\n");
+        crate::config::load::load_str(&yaml, std::path::Path::new("test.yaml"), &mut out);
+        out.config
+    };
+    let mut compiler = Compiler::new();
+    for (i, re) in ["/a/[0-9]+", "/a/[0-9]+", "/b/.*", "/a/[0-9]+"]
+        .iter()
+        .enumerate()
+    {
+        let c = compiler.compile(&vs(re), i as u64);
+        assert!(c.rejected.is_empty(), "{:?}", c.rejected);
+        let q = request("GET", "http://v/a/12", &[]);
+        assert_eq!(
+            only_rule(&c.snapshot).applies(&q.view(), Default::default()),
+            *re != "/b/.*"
+        );
+    }
+    let bad = compiler.compile(&vs("/a/[0-9"), 9);
+    assert!(
+        bad.rejected.iter().any(|d| d.code == CODE_REGEX),
+        "{:?}",
+        bad.rejected
+    );
+}
+
+#[test]
+fn large_configs_compile_on_several_threads_in_config_order() {
+    let mut yaml = String::from(GATEWAY);
+    for i in 0..600 {
+        let re = if i == 300 {
+            "/x/[".to_string()
+        } else {
+            format!("/x/{i}/[0-9]+")
+        };
+        yaml.push_str(&format!("{VS_HEAD}metadata: {{name: v{i}}}\nspec:\n  hosts: [v{i}.example]\n  gateways: [gw]\n  http:\n  - match: [{{uri: {{regex: '{re}'}}}}]\n    directResponse: {{status: 200}}\n---\n"));
+    }
+    let c = compiled(&yaml);
+    let errors: Vec<_> = c.rejected.iter().filter(|d| d.is_error()).collect();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(
+        errors[0].resource.as_deref(),
+        Some("VirtualService default/v300")
+    );
+    let table = &c.snapshot.listeners[&80].servers[0].vhosts;
+    assert_eq!(table.vhosts.len(), 599);
+    assert_eq!(table.vhosts[0].domain, "v0.example");
+    assert_eq!(table.vhosts[300].domain, "v301.example");
+    let q = request("GET", "http://v599.example/x/599/7", &[]);
+    assert!(matches!(
+        c.snapshot.route(80, None, &q.view()),
+        RouteDecision::Matched { .. }
+    ));
+}

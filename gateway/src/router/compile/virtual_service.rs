@@ -43,7 +43,7 @@ struct Draft<'c> {
 fn draft<'c>(
     res: &'c Res<VirtualServiceSpec>,
     services: &Services,
-    regexes: &mut RegexCache,
+    regexes: &RegexCache,
 ) -> Checked<Draft<'c>> {
     let meta = &res.meta;
     let ns = meta.namespace.as_str();
@@ -67,7 +67,9 @@ fn draft<'c>(
             .map(|g| gateway_ref(g, ns))
             .collect()
     };
+    let name = format!("{ns}/{}", meta.name);
     let mut cx = RuleCx {
+        vs_name: &name,
         services,
         regexes,
         targets: Vec::new(),
@@ -88,7 +90,7 @@ fn draft<'c>(
     Ok(Draft {
         vs: CompiledVs {
             res,
-            name: format!("{ns}/{}", meta.name),
+            name: name.clone(),
             hosts,
             gateways,
             http: Vec::new(),
@@ -101,16 +103,70 @@ fn draft<'c>(
     })
 }
 
+/// Below this many VirtualServices, threads cost more than they save.
+const PARALLEL_MIN: usize = 512;
+
+/// Each VirtualService compiles on its own, so a big config is split across cores;
+/// results come back in config order.
+fn draft_all<'c>(
+    config: &'c ConfigSet,
+    services: &Services,
+    regexes: &RegexCache,
+) -> Vec<Checked<Draft<'c>>> {
+    let all = &config.virtual_services;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    if all.len() < PARALLEL_MIN || threads < 2 {
+        return all
+            .iter()
+            .map(|res| draft(res, services, regexes))
+            .collect();
+    }
+    let chunk = all.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = all
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|res| draft(res, services, regexes))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(all.len());
+        for (h, part) in handles.into_iter().zip(all.chunks(chunk)) {
+            match h.join() {
+                Ok(drafts) => out.extend(drafts),
+                // A panic here is a bug; those resources are rejected, not the process.
+                Err(_) => out.extend(part.iter().map(|_| {
+                    Err(problem(
+                        CODE_INVALID,
+                        "spec",
+                        "internal error while compiling this VirtualService",
+                    ))
+                })),
+            }
+        }
+        out
+    })
+}
+
 /// Compiles every VirtualService; rejected ones are reported in `diags` and left out.
 pub(super) fn compile_all<'c>(
     config: &'c ConfigSet,
     services: &Services,
-    regexes: &mut RegexCache,
+    regexes: &RegexCache,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<CompiledVs<'c>> {
     let mut drafts = Vec::new();
-    for res in &config.virtual_services {
-        match draft(res, services, regexes) {
+    for (res, result) in config
+        .virtual_services
+        .iter()
+        .zip(draft_all(config, services, regexes))
+    {
+        match result {
             Ok(d) => drafts.push(d),
             Err(p) => diags.push(p.diagnostic(&res.meta, Severity::Error)),
         }
