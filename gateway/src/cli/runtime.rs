@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::config::{watch, ConfigSet, Diagnostic, Severity};
 use crate::router::reload::{build, Built};
+use crate::router::Compiler;
 
 /// A multi-threaded runtime with `workers` threads (default: one per core).
 pub fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
@@ -24,13 +25,15 @@ pub struct ConfigWatcher {
     last_good: ConfigSet,
     pub version: u64,
     interval: Duration,
+    compiler: Compiler,
 }
 
 impl ConfigWatcher {
     /// The first load (version 1). Problems are printed; bad resources are dropped.
     pub fn start(paths: Vec<PathBuf>, interval: Duration) -> (ConfigWatcher, Built) {
         let fingerprint = watch::fingerprint(&paths);
-        let built = build(&paths, &ConfigSet::default(), 1);
+        let mut compiler = Compiler::new();
+        let built = build(&mut compiler, &paths, &ConfigSet::default(), 1);
         report(&built.diagnostics);
         let w = ConfigWatcher {
             paths,
@@ -38,6 +41,7 @@ impl ConfigWatcher {
             last_good: built.config.clone(),
             version: 1,
             interval,
+            compiler,
         };
         (w, built)
     }
@@ -53,7 +57,12 @@ impl ConfigWatcher {
             }
             self.fingerprint = now;
             self.version += 1;
-            let built = build(&self.paths, &self.last_good, self.version);
+            let built = build(
+                &mut self.compiler,
+                &self.paths,
+                &self.last_good,
+                self.version,
+            );
             report(&built.diagnostics);
             self.last_good = built.config.clone();
             tracing::info!("config version {} built", self.version);

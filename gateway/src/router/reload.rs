@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::{compile, Snapshot};
+use super::{Compiler, Snapshot};
 use crate::config::watch::{keep_last_good_files, restore_resource};
 use crate::config::{load_paths, ConfigSet, Diagnostic};
 
@@ -17,13 +17,19 @@ pub struct Built {
 }
 
 /// Loads `paths` and compiles them as `version`, falling back to `last_good` for every
-/// file that no longer loads and every resource that no longer compiles.
-pub fn build(paths: &[PathBuf], last_good: &ConfigSet, version: u64) -> Built {
+/// file that no longer loads and every resource that no longer compiles. `compiler`
+/// keeps what the previous compile built (regexes), so reloads redo only what changed.
+pub fn build(
+    compiler: &mut Compiler,
+    paths: &[PathBuf],
+    last_good: &ConfigSet,
+    version: u64,
+) -> Built {
     let loaded = load_paths(paths);
     let mut diagnostics = loaded.diagnostics.clone();
     let (mut config, notes) = keep_last_good_files(loaded, last_good, paths);
     diagnostics.extend(notes);
-    let mut compiled = compile(&config, version);
+    let mut compiled = compiler.compile(&config, version);
     if !compiled.rejected.is_empty() {
         let mut restored = false;
         for d in &compiled.rejected {
@@ -33,7 +39,7 @@ pub fn build(paths: &[PathBuf], last_good: &ConfigSet, version: u64) -> Built {
         }
         diagnostics.extend(compiled.rejected.iter().cloned());
         if restored {
-            compiled = compile(&config, version);
+            compiled = compiler.compile(&config, version);
         }
     }
     Built {
