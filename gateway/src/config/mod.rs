@@ -42,7 +42,11 @@ impl FieldLines {
         loop {
             if let Ok(i) = self.entries.binary_search_by(|(k, _, _)| k.as_str().cmp(p)) {
                 let (_, line, column) = &self.entries[i];
-                return Some(Origin { file: self.file.clone(), line: *line, column: *column });
+                return Some(Origin {
+                    file: self.file.clone(),
+                    line: *line,
+                    column: *column,
+                });
             }
             let cut = p.rfind(['.', '['])?;
             p = &p[..cut];
@@ -74,7 +78,9 @@ impl ResourceMeta {
     /// Where `path` (e.g. `spec.http[1].route[0].weight`) was written, falling back to
     /// the start of the document.
     pub fn locate(&self, path: &str) -> Origin {
-        self.fields.locate(path).unwrap_or_else(|| self.origin.clone())
+        self.fields
+            .locate(path)
+            .unwrap_or_else(|| self.origin.clone())
     }
 }
 

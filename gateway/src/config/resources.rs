@@ -558,7 +558,11 @@ pub struct TcpSettings {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpSettings {
-    #[serde(default, alias = "http1_max_pending_requests", rename = "http1MaxPendingRequests")]
+    #[serde(
+        default,
+        alias = "http1_max_pending_requests",
+        rename = "http1MaxPendingRequests"
+    )]
     pub http1_max_pending_requests: Option<u32>,
     #[serde(default, alias = "http2_max_requests", rename = "http2MaxRequests")]
     pub http2_max_requests: Option<u32>,

@@ -404,7 +404,11 @@ pub enum LoadBalancerPolicy {
 #[derive(Debug, Clone)]
 pub enum HashPolicy {
     Header(http::HeaderName),
-    Cookie { name: String, path: Option<String>, ttl: Option<Duration> },
+    Cookie {
+        name: String,
+        path: Option<String>,
+        ttl: Option<Duration>,
+    },
     SourceIp,
     QueryParameter(String),
 }
