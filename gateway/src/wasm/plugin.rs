@@ -190,7 +190,8 @@ fn start_driver(plugin: &Arc<LoadedPlugin>) {
     let weak: Weak<LoadedPlugin> = Arc::downgrade(plugin);
     let events = plugin.ctx.events.clone();
     handle.spawn(async move {
-        let mut wait = IDLE_DRIVER_WAKE;
+        // Drive once right away to learn the tick periods set during configure.
+        let mut wait = Duration::from_millis(1);
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
