@@ -2,6 +2,8 @@
 //! the chain API: headers and pseudo-headers, properties, local replies, bodies and
 //! execution order.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::BTreeMap;

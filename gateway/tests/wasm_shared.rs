@@ -1,6 +1,8 @@
 //! State plugins share across instances and time: shared data with CAS, metrics,
 //! ticks, queues, and HTTP calls to a real server on loopback.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::HashSet;

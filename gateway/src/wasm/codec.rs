@@ -94,6 +94,7 @@ pub fn split_path(path: &[u8]) -> Vec<&[u8]> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

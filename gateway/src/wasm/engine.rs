@@ -102,8 +102,10 @@ fn compile_uncached(wasm: &[u8]) -> Result<CompiledModule, String> {
 }
 
 /// The linker with every host function, and the `(module, name)` pairs it defines.
-fn base_linker() -> &'static (Linker<HostState>, HashSet<(String, String)>) {
-    static LINKER: OnceLock<(Linker<HostState>, HashSet<(String, String)>)> = OnceLock::new();
+type BaseLinker = (Linker<HostState>, HashSet<(String, String)>);
+
+fn base_linker() -> &'static BaseLinker {
+    static LINKER: OnceLock<BaseLinker> = OnceLock::new();
     LINKER.get_or_init(|| {
         let mut linker = Linker::new(engine());
         let mut names = HashSet::new();

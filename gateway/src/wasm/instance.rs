@@ -30,6 +30,7 @@ type Cb1 = TypedFunc<i32, ()>;
 type Cb2 = TypedFunc<(i32, i32), ()>;
 type Cb2R = TypedFunc<(i32, i32), i32>;
 type Cb3R = TypedFunc<(i32, i32, i32), i32>;
+type Cb5 = TypedFunc<(i32, i32, i32, i32, i32), ()>;
 
 /// Headers callbacks take `end_of_stream` since ABI 0.2; 0.1.0 ones do not.
 enum HeadersCb {
@@ -50,7 +51,7 @@ struct Exports {
     on_response_headers: Option<HeadersCb>,
     on_response_body: Option<Cb3R>,
     on_response_trailers: Option<Cb2R>,
-    on_http_call_response: Option<TypedFunc<(i32, i32, i32, i32, i32), ()>>,
+    on_http_call_response: Option<Cb5>,
     on_done: Option<TypedFunc<i32, i32>>,
     on_log: Option<Cb1>,
     on_delete: Option<Cb1>,
@@ -81,7 +82,7 @@ impl PluginInstance {
     pub fn start(
         compiled: &CompiledModule,
         ctx: Arc<PluginContext>,
-    ) -> Result<PluginInstance, PluginFailure> {
+    ) -> Result<Box<PluginInstance>, PluginFailure> {
         let name = ctx.name.clone();
         let fail = |reason: String| PluginFailure {
             plugin: name.clone(),
@@ -107,12 +108,12 @@ impl PluginInstance {
         store.data_mut().memory = memory;
         store.data_mut().alloc = Some(alloc);
         let exports = Exports::find(&instance, &mut store, compiled.abi).map_err(fail)?;
-        let mut inst = PluginInstance {
+        let mut inst = Box::new(PluginInstance {
             store,
             exports,
             next_context: 2,
             next_tick: None,
-        };
+        });
 
         for entry in ["_initialize", "_start"] {
             if let Ok(f) = instance.get_typed_func::<(), ()>(&mut inst.store, entry) {

@@ -157,6 +157,7 @@ pub fn plugin_metrics() -> Vec<PluginMetric> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -25,7 +25,7 @@ pub struct LoadedPlugin {
     pub spec: PluginSpec,
     pub compiled: Arc<CompiledModule>,
     pub ctx: Arc<PluginContext>,
-    idle: ArrayQueue<PluginInstance>,
+    idle: ArrayQueue<Box<PluginInstance>>,
     /// FAIL_CLOSE/FAIL_OPEN: a failure sticks until the plugin is loaded again.
     failed: AtomicBool,
     /// FAIL_RELOAD: no new instance before this (ms since `epoch`).
@@ -71,7 +71,7 @@ impl LoadedPlugin {
     }
 
     /// An idle instance, or a new one. Never blocks on other streams.
-    pub fn checkout(&self) -> Result<PluginInstance, PluginFailure> {
+    pub fn checkout(&self) -> Result<Box<PluginInstance>, PluginFailure> {
         if let Some(inst) = self.idle.pop() {
             return Ok(inst);
         }
@@ -101,7 +101,7 @@ impl LoadedPlugin {
 
     /// Returns a healthy instance to the pool. One with root-context HTTP calls in
     /// flight first finishes them on a background task.
-    pub fn release(self: &Arc<Self>, inst: PluginInstance) {
+    pub fn release(self: &Arc<Self>, inst: Box<PluginInstance>) {
         if inst.has_callouts() {
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
                 let plugin = self.clone();
@@ -119,7 +119,7 @@ impl LoadedPlugin {
         self.put_idle(inst);
     }
 
-    fn put_idle(&self, inst: PluginInstance) {
+    fn put_idle(&self, inst: Box<PluginInstance>) {
         // A full pool means more instances than concurrent streams need: drop extras.
         let _ = self.idle.push(inst);
     }

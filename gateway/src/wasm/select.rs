@@ -86,6 +86,7 @@ pub fn plugins_for_proxy(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::path::PathBuf;
     use std::sync::Arc;

@@ -136,6 +136,7 @@ pub fn dequeue(token: u32) -> Result<Bytes, i32> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -229,6 +229,7 @@ pub fn sort_for_execution(specs: &mut [PluginSpec]) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

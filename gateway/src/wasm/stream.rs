@@ -21,7 +21,7 @@ use super::types::{LocalResponse, RequestLine, StreamInfo, Verdict};
 pub const MAX_BUFFERED_BODY: usize = 32 << 20;
 
 pub(super) enum SlotState {
-    Active(PluginInstance),
+    Active(Box<PluginInstance>),
     /// FAIL_OPEN after a failure: the stream goes on without this plugin.
     Skipped,
     /// The plugin failed before this stream reached it: answer 503 when it would run.

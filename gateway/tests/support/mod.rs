@@ -1,6 +1,6 @@
 //! Shared helpers for the wasm host tests.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 pub mod plugins;
 

@@ -2,7 +2,7 @@
 //! and hands out their bytes. Needs the `wasm32-wasip1` target
 //! (`rustup target add wasm32-wasip1`, which scripts/test.sh runs).
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::PathBuf;
 use std::process::Command;
