@@ -240,3 +240,27 @@ async fn invalid_modules_are_reported_by_plugin_name() {
     assert_eq!(err[0].0, "t/garbage");
     assert!(err[0].1.contains("not a valid wasm module"), "{}", err[0].1);
 }
+
+/// The proxy keeps a stream inside a hyper service future: the stream, the chain and
+/// every callback's future must be `Send`.
+#[test]
+fn streams_and_callback_futures_are_send() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>() {}
+    assert_send_sync::<PluginChain>();
+    assert_send::<meshgate::wasm::Stream>();
+    fn request_future<'a>(
+        s: &'a mut meshgate::wasm::Stream,
+        h: &'a mut http::HeaderMap,
+        l: &'a mut RequestLine,
+    ) -> impl std::future::Future<Output = Verdict> + Send + 'a {
+        s.on_request_headers(h, l, false)
+    }
+    fn body_future<'a>(
+        s: &'a mut meshgate::wasm::Stream,
+        b: &'a mut Bytes,
+    ) -> impl std::future::Future<Output = Verdict> + Send + 'a {
+        s.on_response_body(b, false)
+    }
+    let _ = (request_future, body_future);
+}

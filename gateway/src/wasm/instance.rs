@@ -107,6 +107,7 @@ impl PluginInstance {
             .map_err(|_| fail("exports neither proxy_on_memory_allocate nor malloc".into()))?;
         store.data_mut().memory = memory;
         store.data_mut().alloc = Some(alloc);
+        store.data_mut().abi = compiled.abi;
         let exports = Exports::find(&instance, &mut store, compiled.abi).map_err(fail)?;
         let mut inst = Box::new(PluginInstance {
             store,

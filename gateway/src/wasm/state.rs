@@ -11,6 +11,7 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use wasmtime::{Memory, StoreLimits, TypedFunc};
 
+use super::abi::AbiVersion;
 use super::callout::HttpCallout;
 use super::metrics::Metric;
 use super::shared::PluginEvents;
@@ -98,6 +99,7 @@ pub struct HostState {
     pub call_response: Option<CallResult>,
     /// `proc_exit` code, when the guest called it.
     pub exit_code: Option<i32>,
+    pub abi: AbiVersion,
 }
 
 impl HostState {
@@ -116,6 +118,7 @@ impl HostState {
             next_token: 1,
             call_response: None,
             exit_code: None,
+            abi: AbiVersion::V0_2,
         }
     }
 }
