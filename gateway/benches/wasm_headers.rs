@@ -12,7 +12,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "../tests/support/plugins.rs"]
+#[path = "../tests/wasm_support/plugins.rs"]
 mod plugins;
 
 use std::sync::Arc;

@@ -4,14 +4,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
+mod wasm_support;
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use http::StatusCode;
 use meshgate::wasm::{FailStrategy, Phase, PluginChain, RequestLine, StreamInfo, Verdict};
-use support::*;
+use wasm_support::*;
 
 #[tokio::test]
 async fn header_plugin_edits_headers_and_pseudo_headers_both_ways() {
@@ -220,7 +220,7 @@ async fn body_plugin_holds_headers_until_it_has_read_the_whole_body() {
 
 #[tokio::test]
 async fn plugins_load_from_a_wasmplugin_url_with_sha256() {
-    let path = support::plugins::wasm_path("header_add");
+    let path = wasm_support::plugins::wasm_path("header_add");
     let bytes = std::fs::read(&path).unwrap();
     let sha = meshgate::wasm::sha256_hex(&bytes);
     let url = format!("file://{}", path.display());

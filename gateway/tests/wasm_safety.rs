@@ -3,13 +3,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
+mod wasm_support;
 
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use meshgate::wasm::FailStrategy;
-use support::*;
+use wasm_support::*;
 
 #[tokio::test]
 async fn fail_close_answers_503_from_then_on() {

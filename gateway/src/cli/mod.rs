@@ -1,8 +1,60 @@
 //! The command line: parses arguments and starts the role asked for (gateway, sidecar, analyze, route, demo, ca, plugin).
 
+pub mod analyze;
+pub mod ca;
+pub mod demo;
+pub mod gateway;
+pub mod route;
+pub mod runtime;
+pub mod sidecar;
+
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "meshgate",
+    version,
+    about = "Ingress gateway and service-mesh sidecar that speaks Istio's API"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// One variant per subcommand; each owns its arguments in `cli/<name>.rs`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the Gateway servers in the config as Istio's ingress gateway would.
+    Gateway(gateway::GatewayArgs),
+    /// The temperature demo on this machine: gateway, two services, sidecars with mTLS.
+    Demo(demo::DemoArgs),
+    /// Run a workload's sidecar: inbound mesh mTLS to the app, outbound routing with mTLS.
+    Sidecar(sidecar::SidecarArgs),
+    /// Validate Istio config like `istioctl analyze`; non-zero exit on errors.
+    Analyze(analyze::AnalyzeArgs),
+    /// Explain which server, virtual host, rule and destination a request takes, and why.
+    Route(route::RouteArgs),
+    /// Local mesh CA for sidecar certificates.
+    Ca(ca::CaArgs),
+}
+
 pub fn main() -> ExitCode {
-    eprintln!("meshgate: not implemented yet");
-    ExitCode::FAILURE
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Gateway(args) => gateway::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Sidecar(args) => sidecar::run(args),
+        Command::Analyze(args) => analyze::run_analyze(&args),
+        Command::Route(args) => route::run(args),
+        Command::Ca(args) => ca::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("meshgate: {e:#}");
+            ExitCode::from(2)
+        }
+    }
 }

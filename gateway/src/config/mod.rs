@@ -2,12 +2,23 @@
 //! loading (file:line errors), validation (analyzer messages) and nothing on the
 //! request path.
 
+pub mod diagnostic;
+pub mod duration;
+pub mod hosts;
+pub mod load;
 pub mod resources;
+pub mod validate;
+pub mod watch;
+pub mod yaml;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use diagnostic::{Diagnostic, Severity};
+pub use duration::parse_duration;
+pub use load::{load_paths, Loaded};
 pub use resources::*;
+pub use validate::analyze;
 
 /// Where a resource (or one of its fields) was written.
 #[derive(Debug, Clone, PartialEq, Eq)]

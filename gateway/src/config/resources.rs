@@ -231,6 +231,9 @@ pub struct HttpRedirect {
     pub scheme: Option<String>,
     #[serde(default, alias = "redirect_code")]
     pub redirect_code: Option<u32>,
+    /// Replaces the matched uri prefix (as `rewrite.uri` does) instead of the whole path.
+    #[serde(default, alias = "prefix_rewrite")]
+    pub prefix_rewrite: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

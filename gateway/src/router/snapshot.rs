@@ -128,10 +128,13 @@ pub struct HttpRule {
     pub matches: Vec<RequestMatch>,
     pub action: RuleAction,
     pub origin: Origin,
+    /// For a rule inserted through `delegate`: the delegate VirtualService (`ns/name`)
+    /// whose `http[]` entry this is; `index` is then `parent/child`.
+    pub delegate: Option<String>,
 }
 
 /// One `match[]` entry; every present condition must hold.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct RequestMatch {
     pub name: Option<String>,
     pub uri: Option<Matcher>,
@@ -162,14 +165,17 @@ pub enum Matcher {
     PrefixIgnoreCase(String),
 }
 
-#[derive(Debug)]
+/// Built once per rule at compile; the request path only borrows it, so the size
+/// difference between variants costs nothing per request.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
 pub enum RuleAction {
     Route(RouteAction),
     Redirect(Redirect),
     DirectResponse(DirectResponse),
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct RouteAction {
     /// Relative weights; `total_weight > 0` is guaranteed by compile.
     pub destinations: Vec<WeightedDestination>,
@@ -185,7 +191,7 @@ pub struct RouteAction {
     pub headers: HeaderOps,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct WeightedDestination {
     pub cluster: ClusterName,
     /// FQDN
@@ -431,7 +437,7 @@ pub enum UpstreamTlsMode {
     IstioMutual,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamTls {
     pub mode: UpstreamTlsMode,
     pub credential_name: Option<String>,

@@ -1,0 +1,396 @@
+//! The HTTP request path, as an ordered stack: route lookup → route-level actions
+//! (redirect, direct response, CORS, fault) → destination pick → upstream call with
+//! timeouts and retries (mirrors beside it) → response headers → telemetry.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use super::body::RequestBody;
+use super::local_reply::{flags, Body, LocalReply};
+use super::{forward, headers as hdr, ProxyState, RequestFacts, Role};
+use crate::router::lookup::gateway_caller;
+use crate::router::{
+    Caller, Cors, Redirect, RequestView, RouteAction, RouteDecision, RuleAction, Snapshot,
+};
+
+/// What the proxy knows about the downstream connection a request arrived on.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub remote: SocketAddr,
+    pub local: SocketAddr,
+    /// Gateway server port (80, 443) or, for sidecars, the service port.
+    pub port: u32,
+    pub scheme: &'static str,
+    pub sni: Option<Arc<str>>,
+    /// SPIFFE identity of a mesh mTLS peer.
+    pub peer_identity: Option<Arc<str>>,
+}
+
+/// Facts gathered along the request path, for metrics and the access log.
+#[derive(Debug, Default, Clone)]
+pub struct RequestLog {
+    pub flag: &'static str,
+    pub cluster: Option<Arc<str>>,
+    pub upstream_host: Option<String>,
+    pub route_name: Option<String>,
+    pub destination_host: Option<String>,
+    pub details: &'static str,
+    pub grpc_status: Option<u32>,
+    pub attempts: u32,
+    pub request_id: Option<String>,
+}
+
+pub async fn handle(
+    state: Arc<ProxyState>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let start = Instant::now();
+    let snapshot = state.snapshot();
+    let grpc = hdr::is_grpc(req.headers());
+    let facts = facts_of(&req, grpc);
+    let mut log = RequestLog {
+        flag: flags::NONE,
+        ..Default::default()
+    };
+    let resp = match route_and_forward(&state, &snapshot, &conn, req, &mut log, grpc).await {
+        Ok(resp) => resp,
+        Err(reply) => {
+            log.flag = reply.flag;
+            if grpc {
+                log.grpc_status = Some(reply.grpc_code());
+            }
+            reply.render(grpc)
+        }
+    };
+    Ok(state.observe(resp, facts, start, &conn, log))
+}
+
+async fn route_and_forward(
+    state: &Arc<ProxyState>,
+    snapshot: &Arc<Snapshot>,
+    conn: &Arc<ConnInfo>,
+    req: Request<Incoming>,
+    log: &mut RequestLog,
+    grpc: bool,
+) -> Result<Response<Body>, LocalReply> {
+    let authority = request_authority(&req);
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_string();
+    let method = req.method().clone();
+    let view = RequestView {
+        method: method.as_str(),
+        scheme: conn.scheme,
+        authority: &authority,
+        path_and_query: &path_and_query,
+        headers: req.headers(),
+        port: conn.port,
+        source_labels: state.source_labels(),
+        source_namespace: state.source_namespace(),
+    };
+    // The inbound side of a sidecar sends everything to its local app.
+    if let Some(inbound) = &state.inbound {
+        return send_routed(
+            state,
+            snapshot,
+            conn,
+            req,
+            log,
+            grpc,
+            &inbound.action,
+            None,
+            &authority,
+        )
+        .await;
+    }
+    let decision = match state.role {
+        Role::Gateway => snapshot.route(conn.port, conn.sni.as_deref(), &view),
+        Role::SidecarOutbound | Role::SidecarInbound => snapshot.route_mesh(&view),
+    };
+    let (rule, caller) = match decision {
+        RouteDecision::Matched { rule, server, .. } => {
+            let caller = match server {
+                Some(s) => gateway_caller(s, &view),
+                None => Caller {
+                    labels: view.source_labels,
+                    namespace: view.source_namespace,
+                },
+            };
+            (rule.clone(), caller)
+        }
+        RouteDecision::HttpsRedirect { .. } => {
+            let location = Redirect::https_upgrade().location(&view, None);
+            return Err(redirect_reply(StatusCode::MOVED_PERMANENTLY, &location));
+        }
+        RouteDecision::NoRoute(nr) => {
+            // A sidecar reaches a known service with no VirtualService by its default route.
+            if nr.vhost.is_none() && state.role == Role::SidecarOutbound {
+                if let Some(action) = state.default_route(snapshot, &authority, conn.port) {
+                    return send_routed(
+                        state, snapshot, conn, req, log, grpc, &action, None, &authority,
+                    )
+                    .await;
+                }
+            }
+            return Err(LocalReply::new(
+                StatusCode::NOT_FOUND,
+                flags::NO_ROUTE,
+                nr.message(&authority, conn.port),
+            ));
+        }
+    };
+    log.route_name = Some(
+        rule.name
+            .clone()
+            .unwrap_or_else(|| format!("{}.{}", rule.virtual_service, rule.index)),
+    );
+    let matched_prefix = rule.matched_prefix(&view, caller).map(str::to_string);
+    let action: &RouteAction = match &rule.action {
+        RuleAction::Redirect(r) => {
+            let location = r.location(&view, matched_prefix.as_deref());
+            let status = StatusCode::from_u16(r.code).unwrap_or(StatusCode::MOVED_PERMANENTLY);
+            return Err(redirect_reply(status, &location));
+        }
+        RuleAction::DirectResponse(d) => {
+            let status = StatusCode::from_u16(d.status).unwrap_or(StatusCode::OK);
+            return Ok(Response::builder()
+                .status(status)
+                .body(super::local_reply::full(d.body.clone()))
+                .unwrap_or_else(|_| Response::new(super::local_reply::empty())));
+        }
+        RuleAction::Route(a) => a,
+    };
+
+    // CORS preflight is answered here, before faults and upstreams (Envoy's filter order).
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .map(str::to_string);
+    if let (Some(policy), Some(origin)) = (&action.cors, &origin) {
+        if Cors::is_preflight(method.as_str(), req.headers()) {
+            let mut resp = Response::new(super::local_reply::empty());
+            if policy.apply_preflight(origin, resp.headers_mut()) {
+                return Ok(resp);
+            }
+        }
+    }
+
+    // Fault injection: the delay first, then the abort (an aborted request never
+    // reaches the upstream).
+    if let Some(fault) = &action.fault {
+        if let Some((delay, fraction)) = fault.delay {
+            if fastrand::f64() < fraction {
+                tokio::time::sleep(delay).await;
+                log.flag = flags::DELAY_INJECTED;
+            }
+        }
+        if let Some(abort) = &fault.abort {
+            if fastrand::f64() < abort.fraction {
+                let status = StatusCode::from_u16(abort.http_status)
+                    .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+                let mut reply =
+                    LocalReply::new(status, flags::FAULT_INJECTED, "fault filter abort");
+                reply.grpc_status = abort.grpc_status;
+                return Err(reply);
+            }
+        }
+    }
+
+    let mut resp = send_routed(
+        state,
+        snapshot,
+        conn,
+        req,
+        log,
+        grpc,
+        action,
+        matched_prefix.as_deref(),
+        &authority,
+    )
+    .await?;
+    if let (Some(policy), Some(origin)) = (&action.cors, &origin) {
+        policy.apply_response(origin, resp.headers_mut());
+    }
+    Ok(resp)
+}
+
+/// Hands a routed request to the upstream stage: header hygiene, timeout, then
+/// `forward` (destination pick, retries, mirrors).
+#[allow(clippy::too_many_arguments)]
+async fn send_routed(
+    state: &Arc<ProxyState>,
+    snapshot: &Arc<Snapshot>,
+    conn: &Arc<ConnInfo>,
+    mut req: Request<Incoming>,
+    log: &mut RequestLog,
+    grpc: bool,
+    action: &RouteAction,
+    matched_prefix: Option<&str>,
+    authority: &str,
+) -> Result<Response<Body>, LocalReply> {
+    let is_upgrade = req.headers().contains_key(header::UPGRADE);
+    let upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    let want_replay = action.retries.attempts > 0 || !action.mirrors.is_empty();
+    let body = RequestBody::prepare(body, want_replay && !is_upgrade)
+        .await
+        .map_err(|e| {
+            LocalReply::new(
+                StatusCode::BAD_REQUEST,
+                flags::DOWNSTREAM_CONNECTION_TERMINATION,
+                format!("downstream body error: {e}"),
+            )
+        })?;
+    hdr::strip_hop_by_hop(&mut parts.headers, is_upgrade);
+    let request_id = hdr::set_forwarding(&mut parts.headers, conn.remote.ip(), conn.scheme);
+    log.request_id = request_id.to_str().ok().map(str::to_string);
+    state.decorate_upstream_request(&mut parts.headers, conn);
+    let timeout = effective_timeout(action.timeout, &parts.headers);
+    parts.headers.remove(hdr::X_ENVOY_UPSTREAM_RQ_TIMEOUT_MS);
+    let ctx = forward::Forward {
+        state,
+        snapshot,
+        conn,
+        action,
+        log,
+        grpc,
+        timeout,
+        upgrade,
+        matched_prefix,
+    };
+    forward::forward(ctx, parts, body, authority).await
+}
+
+fn redirect_reply(status: StatusCode, location: &str) -> LocalReply {
+    let mut reply = LocalReply::new(status, flags::NONE, "");
+    if let Ok(v) = HeaderValue::from_str(location) {
+        reply = reply.with_header(header::LOCATION, v);
+    }
+    reply
+}
+
+fn facts_of<B: hyper::body::Body>(req: &Request<B>, grpc: bool) -> RequestFacts {
+    let text = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    RequestFacts {
+        method: req.method().clone(),
+        path: req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default(),
+        authority: request_authority(req),
+        protocol: match req.version() {
+            http::Version::HTTP_2 => "HTTP/2",
+            http::Version::HTTP_10 => "HTTP/1.0",
+            _ => "HTTP/1.1",
+        },
+        user_agent: text("user-agent"),
+        request_id: text("x-request-id"),
+        forwarded_for: text("x-forwarded-for"),
+        request_bytes: req.body().size_hint().exact().unwrap_or(0),
+        grpc,
+        start: Some(std::time::SystemTime::now()),
+    }
+}
+
+/// Host header (HTTP/1.1) or :authority (HTTP/2).
+pub fn request_authority<B>(req: &Request<B>) -> String {
+    req.uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
+}
+
+/// The route timeout, overridden by `x-envoy-upstream-rq-timeout-ms` and capped by the
+/// caller's `grpc-timeout`.
+fn effective_timeout(route: Option<Duration>, headers: &http::HeaderMap) -> Option<Duration> {
+    let mut t = route;
+    if let Some(ms) = headers
+        .get(&hdr::X_ENVOY_UPSTREAM_RQ_TIMEOUT_MS)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+    {
+        t = if ms == 0 {
+            None
+        } else {
+            Some(Duration::from_millis(ms))
+        };
+    }
+    if let Some(g) = headers
+        .get("grpc-timeout")
+        .and_then(|v| parse_grpc_timeout(v.to_str().ok()?))
+    {
+        t = Some(t.map_or(g, |r| r.min(g)));
+    }
+    t
+}
+
+/// `grpc-timeout: 100m` (value + unit H M S m u n).
+pub fn parse_grpc_timeout(v: &str) -> Option<Duration> {
+    if v.len() < 2 || v.len() > 9 {
+        return None;
+    }
+    let (num, unit) = v.split_at(v.len() - 1);
+    let n: u64 = num.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_units() {
+        assert_eq!(parse_grpc_timeout("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout("1x"), None);
+        assert_eq!(parse_grpc_timeout("m"), None);
+    }
+
+    #[test]
+    fn header_overrides_route_timeout_and_grpc_caps_it() {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            hdr::X_ENVOY_UPSTREAM_RQ_TIMEOUT_MS,
+            HeaderValue::from_static("250"),
+        );
+        assert_eq!(
+            effective_timeout(Some(Duration::from_secs(3)), &h),
+            Some(Duration::from_millis(250))
+        );
+        h.insert("grpc-timeout", HeaderValue::from_static("100m"));
+        assert_eq!(
+            effective_timeout(None, &h),
+            Some(Duration::from_millis(100))
+        );
+    }
+}
