@@ -92,7 +92,7 @@ pub struct HostState {
     pub tick_period: Option<Duration>,
     /// Metric ids handed to this instance index this list.
     pub metrics: Vec<Arc<Metric>>,
-    pub http: HttpExchange,
+    pub http: Box<HttpExchange>,
     pub callouts: Vec<PendingCallout>,
     pub next_token: u32,
     /// The response being delivered to `proxy_on_http_call_response`.
@@ -113,7 +113,7 @@ impl HostState {
             effective_context: 1,
             tick_period: None,
             metrics: Vec::new(),
-            http: HttpExchange::default(),
+            http: Box::default(),
             callouts: Vec::new(),
             next_token: 1,
             call_response: None,
