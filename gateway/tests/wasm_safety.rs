@@ -90,6 +90,21 @@ async fn a_runaway_loop_is_interrupted() {
 }
 
 #[tokio::test]
+async fn a_plugin_cannot_grow_past_the_memory_cap() {
+    let chain = chain(vec![spec_with(
+        "t/hog",
+        "spin",
+        "",
+        FailStrategy::FailReload,
+    )]);
+    let (_s, v, _, _) = request(&chain, &[("x-hog", "1")], "/").await;
+    assert_eq!(expect_local(v).status, StatusCode::SERVICE_UNAVAILABLE);
+    let (_s, v, h, _) = request(&chain, &[], "/").await;
+    assert!(v.is_continue());
+    assert_eq!(get(&h, "x-spin-plugin"), Some("ran"));
+}
+
+#[tokio::test]
 async fn a_module_importing_an_unknown_function_still_loads() {
     let chain = chain(vec![
         spec_with("t/bogus", "bogus_import", "", FailStrategy::FailOpen),
