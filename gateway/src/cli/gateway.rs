@@ -138,6 +138,7 @@ async fn serve(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     let state = ProxyState::new(built.snapshot, upstream, Role::Gateway, workload)
         .with_telemetry(Arc::new(telemetry));
     let state = Arc::new(state);
+    state.refresh_plugins();
     let readiness = Readiness::new();
     let admin_state = Arc::new(ProxyAdmin {
         state: state.clone(),
@@ -187,6 +188,7 @@ async fn serve(args: GatewayArgs) -> anyhow::Result<ExitCode> {
                     *r = status;
                 }
                 state.publish(built.snapshot);
+                state.refresh_plugins();
                 for e in listeners.sync(&state.snapshot()).await {
                     eprintln!("error: {e}");
                 }

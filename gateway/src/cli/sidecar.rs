@@ -153,6 +153,8 @@ async fn serve(args: SidecarArgs) -> anyhow::Result<ExitCode> {
     );
     let outbound_state =
         Arc::new(inbound_state.sibling_with(Role::SidecarOutbound, outbound_telemetry));
+    inbound_state.refresh_plugins();
+    outbound_state.refresh_plugins();
     let readiness = Readiness::new();
     let admin_state = Arc::new(ProxyAdmin {
         state: inbound_state.clone(),
@@ -214,6 +216,8 @@ async fn serve(args: SidecarArgs) -> anyhow::Result<ExitCode> {
                     *r = status;
                 }
                 inbound_state.publish(built.snapshot);
+                inbound_state.refresh_plugins();
+                outbound_state.refresh_plugins();
             }
         }
     }

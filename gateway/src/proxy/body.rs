@@ -7,7 +7,6 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
 use super::local_reply::{full, Body, BoxError};
 
@@ -19,12 +18,12 @@ pub enum RequestBody {
     /// Fully read; can be sent any number of times.
     Replayable(Bytes),
     /// Streams through once.
-    Streaming(Incoming),
+    Streaming(Body),
 }
 
 impl RequestBody {
     /// Buffers `body` when `want_replay` and it is small and sized; streams it otherwise.
-    pub async fn prepare(body: Incoming, want_replay: bool) -> Result<RequestBody, hyper::Error> {
+    pub async fn prepare(body: Body, want_replay: bool) -> Result<RequestBody, BoxError> {
         if body.is_end_stream() {
             return Ok(RequestBody::Replayable(Bytes::new()));
         }
@@ -48,12 +47,12 @@ impl RequestBody {
         match self {
             RequestBody::Replayable(b) => full(b.clone()),
             RequestBody::Streaming(_) => {
-                let RequestBody::Streaming(inc) =
+                let RequestBody::Streaming(body) =
                     std::mem::replace(self, RequestBody::Replayable(Bytes::new()))
                 else {
                     return full(Bytes::new());
                 };
-                inc.map_err(|e| Box::new(e) as BoxError).boxed_unsync()
+                body
             }
         }
     }

@@ -64,6 +64,21 @@ pub async fn handle(
         flag: flags::NONE,
         ..Default::default()
     };
+    // WasmPlugins see the request first, as Envoy's HTTP filters run before its router.
+    let mut plugin_stream = state
+        .plugins()
+        .map(|chain| chain.new_stream(super::plugins::stream_info(&state, &conn, facts.protocol)));
+    let req = match plugin_stream.as_mut() {
+        Some(stream) => match super::plugins::on_request(stream, req).await {
+            Ok(req) => req,
+            Err(resp) => return Ok(state.observe(resp, facts, start, &conn, log)),
+        },
+        None => req.map(|b| {
+            http_body_util::BodyExt::boxed_unsync(http_body_util::BodyExt::map_err(b, |e| {
+                Box::new(e) as super::local_reply::BoxError
+            }))
+        }),
+    };
     let resp = match route_and_forward(&state, &snapshot, &conn, req, &mut log, grpc).await {
         Ok(resp) => resp,
         Err(reply) => {
@@ -74,6 +89,10 @@ pub async fn handle(
             reply.render(grpc)
         }
     };
+    let resp = match plugin_stream.as_mut() {
+        Some(stream) => super::plugins::on_response(stream, resp).await,
+        None => resp,
+    };
     Ok(state.observe(resp, facts, start, &conn, log))
 }
 
@@ -81,7 +100,7 @@ async fn route_and_forward(
     state: &Arc<ProxyState>,
     snapshot: &Arc<Snapshot>,
     conn: &Arc<ConnInfo>,
-    req: Request<Incoming>,
+    req: Request<Body>,
     log: &mut RequestLog,
     grpc: bool,
 ) -> Result<Response<Body>, LocalReply> {
@@ -256,7 +275,7 @@ async fn send_routed(
     state: &Arc<ProxyState>,
     snapshot: &Arc<Snapshot>,
     conn: &Arc<ConnInfo>,
-    mut req: Request<Incoming>,
+    mut req: Request<Body>,
     log: &mut RequestLog,
     grpc: bool,
     action: &RouteAction,
@@ -386,6 +405,13 @@ pub fn parse_grpc_timeout(v: &str) -> Option<Duration> {
         "n" => Duration::from_nanos(n),
         _ => return None,
     })
+}
+
+/// Compile-time guard: hyper's executor needs the request future to be `Send`.
+#[allow(dead_code)]
+fn assert_handle_is_send(state: Arc<ProxyState>, conn: Arc<ConnInfo>, req: Request<Incoming>) {
+    fn is_send<T: Send>(_: T) {}
+    is_send(handle(state, conn, req));
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod http;
 pub mod inbound;
 pub mod listener;
 pub mod local_reply;
+pub mod plugins;
 pub mod port;
 pub mod retry;
 pub mod server;
@@ -101,6 +102,8 @@ pub struct ProxyState {
     pub local_clusters: HashMap<ClusterName, Arc<Cluster>>,
     /// Istio metrics and peer metadata exchange (also listed in `observers`).
     pub telemetry: Option<Arc<ProxyTelemetry>>,
+    /// The WasmPlugins selecting this proxy, compiled and started; swapped on reload.
+    plugins: Arc<arc_swap::ArcSwapOption<crate::wasm::PluginChain>>,
 }
 
 impl ProxyState {
@@ -139,6 +142,7 @@ impl ProxyState {
             inbound,
             local_clusters,
             telemetry: None,
+            plugins: Default::default(),
         };
         state.publish(snapshot);
         state
@@ -156,6 +160,7 @@ impl ProxyState {
             inbound: None,
             local_clusters: HashMap::new(),
             telemetry: self.telemetry.clone(),
+            plugins: Default::default(),
         }
     }
 
@@ -172,6 +177,18 @@ impl ProxyState {
         self.observers.push(telemetry.clone());
         self.telemetry = Some(telemetry);
         self
+    }
+
+    /// The plugin chain for new requests, if any plugin selects this proxy.
+    pub fn plugins(&self) -> Option<Arc<crate::wasm::PluginChain>> {
+        self.plugins.load_full()
+    }
+
+    /// Rebuilds the plugin chain for the live snapshot. Called after `publish`, outside
+    /// the request path: modules compile once per content and are ready before use.
+    pub fn refresh_plugins(self: &Arc<Self>) {
+        let chain = plugins::build_chain(self, &self.snapshot());
+        self.plugins.store(chain);
     }
 
     /// The live snapshot; a request keeps the one it started with until it ends.
