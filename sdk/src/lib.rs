@@ -107,6 +107,12 @@ pub trait Plugin: Sized + 'static {
     }
 }
 
+/// The proxy's clock (`proxy_get_current_time_nanoseconds`): the same for every
+/// instance, unlike WASI clocks some hosts stub out.
+pub fn now() -> Result<std::time::SystemTime> {
+    proxy_wasm::hostcalls::get_current_time().map_err(|s| Error::host("get current time", s))
+}
+
 /// Registers `P` as the module's plugin. Called by [`plugin!`]; call it yourself from
 /// a `proxy_wasm::main!` block when the module sets up more than one thing.
 pub fn register<P: Plugin>() {

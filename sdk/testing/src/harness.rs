@@ -5,15 +5,16 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
 use http::HeaderMap;
 use meshgate::wasm::{
-    plugin_metrics, CalloutError, CalloutResponse, FailStrategy, HttpCallout, MetricValue,
-    PluginChain, PluginSpec, RequestLine, StreamInfo, Verdict,
+    plugin_metrics, precompile, sha256_hex, CalloutError, CalloutResponse, FailStrategy,
+    HttpCallout, MetricValue, PluginChain, PluginSpec, PrecompiledModule, RequestLine, StreamInfo,
+    Verdict,
 };
 
 use crate::capture::Captured;
@@ -109,6 +110,7 @@ impl HarnessBuilder {
                 reason: format!("starting a runtime: {e}"),
                 logs: Vec::new(),
             })?;
+        keep_compiled(&wasm);
         let name = match self.root_id.as_str() {
             "" => "test/plugin".to_string(),
             r => format!("test/{r}"),
@@ -144,6 +146,23 @@ impl HarnessBuilder {
             dispatch,
             client: self.client,
         })
+    }
+}
+
+/// Keeps each module's compile for the whole test process: compiling takes seconds in
+/// a debug build, and every test loads the same module again.
+fn keep_compiled(wasm: &[u8]) {
+    static KEPT: OnceLock<Mutex<HashMap<String, PrecompiledModule>>> = OnceLock::new();
+    let sha = sha256_hex(wasm);
+    let mut kept = KEPT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if !kept.contains_key(&sha) {
+        // A module that does not compile is reported by the chain's own load below.
+        if let Ok(m) = precompile(wasm) {
+            kept.insert(sha, m);
+        }
     }
 }
 
