@@ -80,7 +80,7 @@ pub fn run(args: PluginArgs) -> anyhow::Result<ExitCode> {
                 std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             let report = authoring::check_module(&bytes)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-            println!("{}: {report}", file.display());
+            println!("{}\n{report}", file.display());
             Ok(if report.ok() {
                 ExitCode::SUCCESS
             } else {
