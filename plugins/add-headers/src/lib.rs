@@ -29,7 +29,11 @@ struct AddHeaders {
 
 /// A header name the proxy can carry: a non-empty HTTP token, not a pseudo-header.
 fn check_names(side: &str, edits: &Edits) -> Result<()> {
-    let names = edits.set.keys().chain(edits.add.keys()).chain(edits.remove.iter());
+    let names = edits
+        .set
+        .keys()
+        .chain(edits.add.keys())
+        .chain(edits.remove.iter());
     for name in names {
         let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
         if name.is_empty() || !name.chars().all(token) {

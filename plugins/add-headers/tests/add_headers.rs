@@ -34,7 +34,10 @@ fn request_and_response_headers_are_set_added_and_removed() {
 #[test]
 fn an_empty_config_changes_nothing() {
     let h = harness(serde_json::Value::Null);
-    let out = h.exchange(Request::get("/").header("a", "1"), Response::ok().header("b", "2"));
+    let out = h.exchange(
+        Request::get("/").header("a", "1"),
+        Response::ok().header("b", "2"),
+    );
     assert_eq!(out.forwarded().header("a"), Some("1"));
     assert_eq!(out.client_response().header("b"), Some("2"));
 }
@@ -45,11 +48,20 @@ fn invalid_header_names_and_values_reject_the_config() {
     let err = PluginHarness::load(&wasm, json!({"request": {"set": {"bad name": "x"}}}))
         .err()
         .unwrap();
-    assert!(err.to_string().contains(r#"request: "bad name" is not a valid header name"#), "{err}");
+    assert!(
+        err.to_string()
+            .contains(r#"request: "bad name" is not a valid header name"#),
+        "{err}"
+    );
     let err = PluginHarness::load(&wasm, json!({"response": {"add": {"x": "a\r\nb: c"}}}))
         .err()
         .unwrap();
     assert!(err.to_string().contains("line break"), "{err}");
-    let err = PluginHarness::load(&wasm, json!({"requests": {}})).err().unwrap();
-    assert!(err.to_string().contains("unknown field `requests`"), "{err}");
+    let err = PluginHarness::load(&wasm, json!({"requests": {}}))
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("unknown field `requests`"),
+        "{err}"
+    );
 }

@@ -83,7 +83,10 @@ impl Plugin for ApiKeyAuth {
         }
         Ok(ApiKeyAuth {
             keys,
-            challenge: format!("ApiKey realm=\"{}\", header=\"{}\"", config.realm, config.header),
+            challenge: format!(
+                "ApiKey realm=\"{}\", header=\"{}\"",
+                config.realm, config.header
+            ),
             header: config.header.to_ascii_lowercase(),
             forward_key: config.forward_key,
             allowed: Counter::define("api_key_auth_allowed")?,

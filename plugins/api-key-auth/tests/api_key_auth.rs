@@ -27,7 +27,13 @@ fn missing_and_wrong_keys_get_401_with_a_challenge() {
 
     let out = h.request(Request::get("/").header("x-api-key", "secret-key-2"));
     assert_eq!(out.local().json(), json!({"error": "invalid API key"}));
-    assert!(out.plugin_logs().iter().any(|l| l.contains("unknown API key")), "{:?}", out.logs);
+    assert!(
+        out.plugin_logs()
+            .iter()
+            .any(|l| l.contains("unknown API key")),
+        "{:?}",
+        out.logs
+    );
     // Metrics are process-wide: other tests may add to them concurrently.
     assert!(counter(&h, "api_key_auth_denied") >= denied_before + 2);
 }
@@ -66,7 +72,10 @@ fn configs_without_usable_keys_are_rejected() {
     let wasm = meshgate_plugin_test::this_plugin!();
     for (config, expect) in [
         (json!({"keys": []}), "no keys configured"),
-        (json!({"keys": ["short"]}), "keys[0] (key-0): shorter than 8"),
+        (
+            json!({"keys": ["short"]}),
+            "keys[0] (key-0): shorter than 8",
+        ),
         (json!({}), "missing field `keys`"),
     ] {
         let err = PluginHarness::load(&wasm, config).err().unwrap();

@@ -64,18 +64,29 @@ enum Take {
 impl RateLimit {
     /// Refills the bucket up to `now` and takes one token if there is one.
     fn take(&self, stored: Option<&[u8]>, now_ns: u64) -> (Bucket, Take) {
-        let mut b = stored
-            .and_then(Bucket::decode)
-            .unwrap_or(Bucket { tokens: self.capacity, at_ns: now_ns });
+        let mut b = stored.and_then(Bucket::decode).unwrap_or(Bucket {
+            tokens: self.capacity,
+            at_ns: now_ns,
+        });
         let elapsed = now_ns.saturating_sub(b.at_ns) as f64;
         b.tokens = (b.tokens + elapsed * self.rate).min(self.capacity);
         b.at_ns = now_ns.max(b.at_ns);
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
-            (b, Take::Allowed { remaining: b.tokens as u64 })
+            (
+                b,
+                Take::Allowed {
+                    remaining: b.tokens as u64,
+                },
+            )
         } else {
             let wait_ns = (1.0 - b.tokens) / self.rate;
-            (b, Take::Limited { retry_after: Duration::from_nanos(wait_ns.ceil() as u64) })
+            (
+                b,
+                Take::Limited {
+                    retry_after: Duration::from_nanos(wait_ns.ceil() as u64),
+                },
+            )
         }
     }
 
@@ -100,7 +111,9 @@ impl Plugin for RateLimit {
             meshgate_sdk::bail!("capacity: must be at least 1");
         }
         if config.refill == 0 || config.interval_ms == 0 {
-            meshgate_sdk::bail!("refill and intervalMs: must be at least 1, or a bucket never refills");
+            meshgate_sdk::bail!(
+                "refill and intervalMs: must be at least 1, or a bucket never refills"
+            );
         }
         Ok(RateLimit {
             capacity: f64::from(config.capacity),
@@ -111,7 +124,9 @@ impl Plugin for RateLimit {
 
     fn on_request(&self, req: &mut Request) -> Result<Decision> {
         let now = meshgate_sdk::now()?;
-        let now_ns = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let now_ns = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
         let key = self.key(req);
         let take = shared::update(&key, |stored| {
             let (bucket, take) = self.take(stored, now_ns);
@@ -148,16 +163,24 @@ mod tests {
 
     #[test]
     fn buckets_refill_at_the_configured_rate_and_cap() {
-        let rl = RateLimit { capacity: 2.0, rate: 1.0 / 1e9, key_header: None };
+        let rl = RateLimit {
+            capacity: 2.0,
+            rate: 1.0 / 1e9,
+            key_header: None,
+        };
         let (b, t) = rl.take(None, 1_000);
         assert!(matches!(t, Take::Allowed { remaining: 1 }));
         let (b, _) = rl.take(Some(&b.encode()), 1_000);
         let (b, t) = rl.take(Some(&b.encode()), 1_000);
-        let Take::Limited { retry_after } = t else { panic!("empty bucket") };
+        let Take::Limited { retry_after } = t else {
+            panic!("empty bucket")
+        };
         assert_eq!(retry_after, Duration::from_secs(1));
         // Half a second later half a token is back: still limited, half a second to go.
         let (_, t) = rl.take(Some(&b.encode()), 500_001_000);
-        let Take::Limited { retry_after } = t else { panic!("half a token") };
+        let Take::Limited { retry_after } = t else {
+            panic!("half a token")
+        };
         assert_eq!(retry_after, Duration::from_millis(500));
         // Much later the bucket is full again but not more than full.
         let (b, t) = rl.take(Some(&b.encode()), 100_000_000_000);

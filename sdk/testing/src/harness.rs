@@ -158,10 +158,10 @@ fn keep_compiled(wasm: &[u8]) {
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|p| p.into_inner());
-    if !kept.contains_key(&sha) {
+    if let std::collections::hash_map::Entry::Vacant(slot) = kept.entry(sha) {
         // A module that does not compile is reported by the chain's own load below.
         if let Ok(m) = precompile(wasm) {
-            kept.insert(sha, m);
+            slot.insert(m);
         }
     }
 }
