@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/plugins.rs"]
+#[path = "wasm_support/plugins.rs"]
 mod plugins;
 
 use std::path::{Path, PathBuf};

@@ -4,14 +4,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
+mod wasm_support;
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use http::StatusCode;
 use meshgate::wasm::{FailStrategy, Phase, PluginChain, RequestLine, StreamInfo, Verdict};
-use support::*;
+use wasm_support::*;
 
 #[tokio::test]
 async fn header_plugin_edits_headers_and_pseudo_headers_both_ways() {
@@ -220,7 +220,7 @@ async fn body_plugin_holds_headers_until_it_has_read_the_whole_body() {
 
 #[tokio::test]
 async fn plugins_load_from_a_wasmplugin_url_with_sha256() {
-    let path = support::plugins::wasm_path("header_add");
+    let path = wasm_support::plugins::wasm_path("header_add");
     let bytes = std::fs::read(&path).unwrap();
     let sha = meshgate::wasm::sha256_hex(&bytes);
     let url = format!("file://{}", path.display());
@@ -239,4 +239,28 @@ async fn invalid_modules_are_reported_by_plugin_name() {
         PluginChain::new(vec![bad], std::sync::Arc::new(meshgate::wasm::NoCallouts)).unwrap_err();
     assert_eq!(err[0].0, "t/garbage");
     assert!(err[0].1.contains("not a valid wasm module"), "{}", err[0].1);
+}
+
+/// The proxy keeps a stream inside a hyper service future: the stream, the chain and
+/// every callback's future must be `Send`.
+#[test]
+fn streams_and_callback_futures_are_send() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>() {}
+    assert_send_sync::<PluginChain>();
+    assert_send::<meshgate::wasm::Stream>();
+    fn request_future<'a>(
+        s: &'a mut meshgate::wasm::Stream,
+        h: &'a mut http::HeaderMap,
+        l: &'a mut RequestLine,
+    ) -> impl std::future::Future<Output = Verdict> + Send + 'a {
+        s.on_request_headers(h, l, false)
+    }
+    fn body_future<'a>(
+        s: &'a mut meshgate::wasm::Stream,
+        b: &'a mut Bytes,
+    ) -> impl std::future::Future<Output = Verdict> + Send + 'a {
+        s.on_response_body(b, false)
+    }
+    let _ = (request_future, body_future);
 }

@@ -3,13 +3,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
+mod wasm_support;
 
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use meshgate::wasm::FailStrategy;
-use support::*;
+use wasm_support::*;
 
 #[tokio::test]
 async fn fail_close_answers_503_from_then_on() {
@@ -84,6 +84,21 @@ async fn a_runaway_loop_is_interrupted() {
         took >= Duration::from_millis(50) && took < Duration::from_secs(3),
         "{took:?}"
     );
+    let (_s, v, h, _) = request(&chain, &[], "/").await;
+    assert!(v.is_continue());
+    assert_eq!(get(&h, "x-spin-plugin"), Some("ran"));
+}
+
+#[tokio::test]
+async fn a_plugin_cannot_grow_past_the_memory_cap() {
+    let chain = chain(vec![spec_with(
+        "t/hog",
+        "spin",
+        "",
+        FailStrategy::FailReload,
+    )]);
+    let (_s, v, _, _) = request(&chain, &[("x-hog", "1")], "/").await;
+    assert_eq!(expect_local(v).status, StatusCode::SERVICE_UNAVAILABLE);
     let (_s, v, h, _) = request(&chain, &[], "/").await;
     assert!(v.is_continue());
     assert_eq!(get(&h, "x-spin-plugin"), Some("ran"));

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
+mod wasm_support;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -20,7 +20,7 @@ use meshgate::wasm::{
     plugin_metrics, CalloutError, CalloutResponse, FailStrategy, HttpCallout, MetricValue,
     PluginChain,
 };
-use support::*;
+use wasm_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_requests_count_exactly_once_across_instances() {

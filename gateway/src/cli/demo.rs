@@ -112,8 +112,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         None => std::env::temp_dir().join(format!("meshgate-demo-{}", std::process::id())),
     };
     std::fs::create_dir_all(&dir)?;
-    let config = prepare(&dir, &ports)?;
-    let ca = dir.join("ca");
+    prepare(&dir, &ports)?;
 
     // The apps, in this process.
     let (stop_apps, stopped) = tokio::sync::watch::channel(false);
@@ -140,92 +139,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     // The proxies, as child processes of this executable.
     let exe = std::env::current_exe()?;
-    let cfg = config.display().to_string();
-    let ca_s = ca.display().to_string();
-    let p = |n: u16| n.to_string();
-    let a = |n: u16| local(n).to_string();
     let mut children: Vec<(&'static str, Child)> = Vec::new();
-    let gateway_args = vec![
-        "gateway".into(),
-        "--config".into(),
-        cfg.clone(),
-        "--bind".into(),
-        "127.0.0.1".into(),
-        "--port-map".into(),
-        format!("80={}", ports.gateway),
-        "--ca".into(),
-        ca_s.clone(),
-        "--admin".into(),
-        a(ports.gateway_admin),
-        "--health".into(),
-        a(ports.gateway_health),
-        "--metrics".into(),
-        a(ports.gateway_metrics),
-    ];
-    children.push(("gateway", spawn(&exe, &gateway_args)?));
-    let sidecar = |name: &str,
-                   app: u16,
-                   svc: u16,
-                   inbound: u16,
-                   outbound: u16,
-                   admin: u16,
-                   health: u16,
-                   metrics: u16|
-     -> Vec<String> {
-        vec![
-            "sidecar".into(),
-            "--workload".into(),
-            name.into(),
-            "--namespace".into(),
-            "default".into(),
-            "--service-account".into(),
-            name.into(),
-            "--app-port".into(),
-            p(app),
-            "--service-port".into(),
-            p(svc),
-            "--config".into(),
-            cfg.clone(),
-            "--ca".into(),
-            ca_s.clone(),
-            "--inbound".into(),
-            a(inbound),
-            "--outbound".into(),
-            a(outbound),
-            "--admin".into(),
-            a(admin),
-            "--health".into(),
-            a(health),
-            "--metrics".into(),
-            a(metrics),
-            "--label".into(),
-            format!("app={name}"),
-            "--label".into(),
-            "version=v1".into(),
-        ]
-    };
-    let api_sidecar = sidecar(
-        "temperature-api",
-        ports.api_app,
-        3000,
-        ports.api_inbound,
-        ports.api_outbound,
-        ports.api_admin,
-        ports.api_health,
-        ports.api_metrics,
-    );
-    children.push(("temperature-api sidecar", spawn(&exe, &api_sidecar)?));
-    let svc_sidecar = sidecar(
-        "temperature-service",
-        ports.service_app,
-        8080,
-        ports.service_inbound,
-        ports.service_outbound,
-        ports.service_admin,
-        ports.service_health,
-        ports.service_metrics,
-    );
-    children.push(("temperature-service sidecar", spawn(&exe, &svc_sidecar)?));
+    for (name, args) in proxy_commands(&ports, &dir) {
+        children.push((name, spawn(&exe, &args)?));
+    }
 
     let ready = wait_ready(
         &[
@@ -273,6 +190,104 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let _ = std::fs::remove_dir_all(&dir);
     }
     Ok(code)
+}
+
+/// The `meshgate` command lines of the demo's three proxies.
+pub fn proxy_commands(ports: &DemoPorts, dir: &Path) -> Vec<(&'static str, Vec<String>)> {
+    let cfg = dir.join("config").display().to_string();
+    let ca = dir.join("ca").display().to_string();
+    let a = |n: u16| local(n).to_string();
+    let gateway = [
+        "gateway",
+        "--config",
+        &cfg,
+        "--bind",
+        "127.0.0.1",
+        "--port-map",
+        &format!("80={}", ports.gateway),
+        "--ca",
+        &ca,
+        "--admin",
+        &a(ports.gateway_admin),
+        "--health",
+        &a(ports.gateway_health),
+        "--metrics",
+        &a(ports.gateway_metrics),
+    ]
+    .map(String::from)
+    .to_vec();
+    let sidecar = |name: &str,
+                   app: u16,
+                   svc: u16,
+                   inbound: u16,
+                   outbound: u16,
+                   admin: u16,
+                   health: u16,
+                   metrics: u16| {
+        [
+            "sidecar",
+            "--workload",
+            name,
+            "--namespace",
+            "default",
+            "--service-account",
+            name,
+            "--app-port",
+            &app.to_string(),
+            "--service-port",
+            &svc.to_string(),
+            "--config",
+            &cfg,
+            "--ca",
+            &ca,
+            "--inbound",
+            &a(inbound),
+            "--outbound",
+            &a(outbound),
+            "--admin",
+            &a(admin),
+            "--health",
+            &a(health),
+            "--metrics",
+            &a(metrics),
+            "--label",
+            &format!("app={name}"),
+            "--label",
+            "version=v1",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let p = ports;
+    vec![
+        ("gateway", gateway),
+        (
+            "temperature-api sidecar",
+            sidecar(
+                "temperature-api",
+                p.api_app,
+                3000,
+                p.api_inbound,
+                p.api_outbound,
+                p.api_admin,
+                p.api_health,
+                p.api_metrics,
+            ),
+        ),
+        (
+            "temperature-service sidecar",
+            sidecar(
+                "temperature-service",
+                p.service_app,
+                8080,
+                p.service_inbound,
+                p.service_outbound,
+                p.service_admin,
+                p.service_health,
+                p.service_metrics,
+            ),
+        ),
+    ]
 }
 
 fn spawn(exe: &Path, args: &[String]) -> anyhow::Result<Child> {

@@ -107,6 +107,7 @@ impl PluginInstance {
             .map_err(|_| fail("exports neither proxy_on_memory_allocate nor malloc".into()))?;
         store.data_mut().memory = memory;
         store.data_mut().alloc = Some(alloc);
+        store.data_mut().abi = compiled.abi;
         let exports = Exports::find(&instance, &mut store, compiled.abi).map_err(fail)?;
         let mut inst = Box::new(PluginInstance {
             store,
@@ -178,7 +179,8 @@ impl PluginInstance {
         self.next_tick = self.tick_period().map(|p| std::time::Instant::now() + p);
     }
 
-    pub fn exchange(&mut self) -> &mut HttpExchange {
+    /// Boxed so a stream lends it to an instance by swapping a pointer.
+    pub fn exchange(&mut self) -> &mut Box<HttpExchange> {
         &mut self.store.data_mut().http
     }
 
@@ -330,7 +332,7 @@ impl PluginInstance {
 
     pub fn tick(&mut self) -> Result<(), PluginFailure> {
         self.store.data_mut().effective_context = 1;
-        self.store.data_mut().http = HttpExchange::default();
+        *self.store.data_mut().http = HttpExchange::default();
         if let Some(f) = self.exports.on_tick.clone() {
             self.call(STREAM_CALL_TICKS, "proxy_on_tick", |s| f.call(s, 1))?;
         }

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use wasmtime::{Memory, StoreLimits, TypedFunc};
 
+use super::abi::AbiVersion;
 use super::callout::HttpCallout;
 use super::metrics::Metric;
 use super::shared::PluginEvents;
@@ -91,13 +92,14 @@ pub struct HostState {
     pub tick_period: Option<Duration>,
     /// Metric ids handed to this instance index this list.
     pub metrics: Vec<Arc<Metric>>,
-    pub http: HttpExchange,
+    pub http: Box<HttpExchange>,
     pub callouts: Vec<PendingCallout>,
     pub next_token: u32,
     /// The response being delivered to `proxy_on_http_call_response`.
     pub call_response: Option<CallResult>,
     /// `proc_exit` code, when the guest called it.
     pub exit_code: Option<i32>,
+    pub abi: AbiVersion,
 }
 
 impl HostState {
@@ -111,11 +113,12 @@ impl HostState {
             effective_context: 1,
             tick_period: None,
             metrics: Vec::new(),
-            http: HttpExchange::default(),
+            http: Box::default(),
             callouts: Vec::new(),
             next_token: 1,
             call_response: None,
             exit_code: None,
+            abi: AbiVersion::V0_2,
         }
     }
 }

@@ -62,7 +62,7 @@ struct DirState {
 /// stream's lifetime and returned when the stream ends (on drop at the latest).
 pub struct Stream {
     slots: Vec<Slot>,
-    ex: HttpExchange,
+    ex: Box<HttpExchange>,
     req: DirState,
     resp: DirState,
     finished: bool,
@@ -80,10 +80,10 @@ pub(super) fn fail_stream_response() -> LocalResponse {
 
 impl Stream {
     pub(super) fn new(slots: Vec<Slot>, info: StreamInfo) -> Stream {
-        let ex = HttpExchange {
+        let ex = Box::new(HttpExchange {
             info: Some(Arc::new(info)),
             ..Default::default()
-        };
+        });
         Stream {
             slots,
             ex,

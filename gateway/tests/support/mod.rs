@@ -1,78 +1,75 @@
-//! Shared helpers for the wasm host tests.
+//! Helpers shared by the integration tests: a minimal HTTP/1.1 client over a real
+//! loopback socket.
 
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code)]
 
-pub mod plugins;
-
-use std::sync::Arc;
+use std::net::SocketAddr;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, StatusCode};
-use meshgate::wasm::{
-    FailStrategy, NoCallouts, PluginChain, PluginSpec, RequestLine, Stream, StreamInfo, Verdict,
-};
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
 
-pub fn spec(name: &str, plugin: &str) -> PluginSpec {
-    let mut s = PluginSpec::new(name, plugins::wasm(plugin));
-    s.vm_id = name.to_string();
-    s
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
 }
 
-pub fn spec_with(name: &str, plugin: &str, config: &str, fail: FailStrategy) -> PluginSpec {
-    let mut s = spec(name, plugin);
-    s.config = config.as_bytes().to_vec();
-    s.fail_strategy = fail;
-    s
-}
-
-pub fn chain(specs: Vec<PluginSpec>) -> PluginChain {
-    PluginChain::new(specs, Arc::new(NoCallouts)).unwrap_or_else(|e| panic!("chain: {e:?}"))
-}
-
-pub fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    for (k, v) in pairs {
-        h.append(
-            http::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            HeaderValue::from_str(v).unwrap(),
-        );
+impl Reply {
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
-    h
 }
 
-pub fn get<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    h.get(name).map(|v| v.to_str().unwrap())
-}
-
-/// Runs request headers (end of stream) through a new stream of `chain`.
+/// Sends one request on a fresh connection and reads the whole reply.
 pub async fn request(
-    chain: &PluginChain,
-    pairs: &[(&str, &str)],
-    path: &str,
-) -> (Stream, Verdict, HeaderMap, RequestLine) {
-    let mut stream = chain.new_stream(StreamInfo::default());
-    let mut h = headers(pairs);
-    let mut line = RequestLine::new("GET", "http", "example.com", path);
-    let v = stream.on_request_headers(&mut h, &mut line, true).await;
-    (stream, v, h, line)
-}
-
-pub fn expect_local(v: Verdict) -> meshgate::wasm::LocalResponse {
-    match v {
-        Verdict::LocalResponse(r) => r,
-        other => panic!("expected a local response, got {other:?}"),
+    addr: SocketAddr,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path_and_query)
+        .header("host", addr.to_string());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = sender
+        .send_request(req.body(Empty::<Bytes>::new()).unwrap())
+        .await
+        .expect("send");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
     }
 }
 
-pub async fn response(
-    stream: &mut Stream,
-    pairs: &[(&str, &str)],
-    status: u16,
-) -> (Verdict, HeaderMap, StatusCode) {
-    let mut h = headers(pairs);
-    let mut s = StatusCode::from_u16(status).unwrap();
-    let v = stream.on_response_headers(&mut h, &mut s, false).await;
-    let mut body = Bytes::new();
-    let _ = stream.on_response_body(&mut body, true).await;
-    (v, h, s)
+pub async fn get(addr: SocketAddr, path: &str) -> Reply {
+    request(addr, "GET", path, &[]).await
+}
+
+/// Percent-encodes a query parameter value.
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -6,7 +6,7 @@ use http::{HeaderMap, StatusCode};
 use wasmtime::{Caller, Linker};
 
 use super::{def, flat, give, read, read_string, write_u32, Names, Status};
-use crate::wasm::abi::{buffer, map, status, stream_type};
+use crate::wasm::abi::{buffer, map, status, stream_type, AbiVersion};
 use crate::wasm::codec;
 use crate::wasm::state::{HostState, HttpExchange};
 use crate::wasm::types::{LocalResponse, RequestLine};
@@ -30,6 +30,8 @@ pub fn add(l: &mut Linker<HostState>, n: &mut Names) -> wasmtime::Result<()> {
             };
             let value = match with_map(c.data_mut(), map, |m| m.get(&key)) {
                 Some(Some(v)) => v,
+                // ABI 0.1.0 answered an absent header with an empty value.
+                _ if c.data().abi == AbiVersion::V0_1_0 => Vec::new(),
                 _ => return Ok(status::NOT_FOUND),
             };
             give(&mut c, &value, rp, rl)

@@ -1,4 +1,5 @@
-//! Loops forever when the request carries `x-spin`.
+//! Loops forever when the request carries `x-spin`; tries to take 256 MiB of memory
+//! when it carries `x-hog`.
 
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel};
@@ -19,6 +20,10 @@ impl HttpContext for Spin {
             loop {
                 i = core::hint::black_box(i.wrapping_add(1));
             }
+        }
+        if self.get_http_request_header("x-hog").is_some() {
+            let hog = vec![1u8; 256 << 20];
+            core::hint::black_box(&hog);
         }
         self.add_http_request_header("x-spin-plugin", "ran");
         Action::Continue
