@@ -166,3 +166,23 @@ fn a_new_plugin_builds_passes_its_test_and_checks_clean() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Every example's WasmPlugin is valid Istio YAML Meshgate loads without complaint.
+#[test]
+fn example_wasmplugins_load_cleanly() {
+    let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&plugins).unwrap() {
+        let yaml = entry.unwrap().path().join("wasmplugin.yaml");
+        if yaml.is_file() {
+            files.push(yaml);
+        }
+    }
+    assert_eq!(files.len(), 4, "{files:?}");
+    let loaded = meshgate::config::load_paths(&files);
+    assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+    assert_eq!(loaded.config.wasm_plugins.len(), 4);
+    for p in &loaded.config.wasm_plugins {
+        assert!(p.spec.plugin_config.is_some(), "{}", p.meta.name);
+    }
+}

@@ -50,6 +50,16 @@ impl Request {
         self
     }
 
+    /// A header with a raw value (e.g. not UTF-8, which HTTP allows).
+    pub fn header_bytes(mut self, name: &str, value: &[u8]) -> Request {
+        let n = HeaderName::from_bytes(name.as_bytes())
+            .unwrap_or_else(|e| panic!("header name {name:?}: {e}"));
+        let v =
+            HeaderValue::from_bytes(value).unwrap_or_else(|e| panic!("header {name} value: {e}"));
+        self.headers.append(n, v);
+        self
+    }
+
     pub fn body(mut self, body: impl Into<Bytes>) -> Request {
         self.body = body.into();
         self

@@ -21,7 +21,7 @@ use crate::capture::Captured;
 use crate::exchange::{Forwarded, LocalReply, Outcome, Request, Response};
 use crate::LogLine;
 
-type Handler = Arc<dyn Fn(http::Request<Bytes>) -> http::Response<Bytes> + Send + Sync>;
+type Handler = Arc<dyn Fn(http::Request<Bytes>) -> Option<http::Response<Bytes>> + Send + Sync>;
 
 /// A plugin that failed to load: why, and what it logged on the way.
 #[derive(Debug)]
@@ -86,7 +86,15 @@ impl HarnessBuilder {
         handler: impl Fn(http::Request<Bytes>) -> http::Response<Bytes> + Send + Sync + 'static,
     ) -> Self {
         self.upstreams
-            .insert(upstream.to_string(), Arc::new(handler));
+            .insert(upstream.to_string(), Arc::new(move |r| Some(handler(r))));
+        self
+    }
+
+    /// A known upstream whose calls all fail (unreachable, reset): the plugin gets a
+    /// response with no status, as from a real failed call.
+    pub fn failing_upstream(mut self, upstream: &str) -> Self {
+        self.upstreams
+            .insert(upstream.to_string(), Arc::new(|_| None));
         self
     }
 
@@ -186,7 +194,12 @@ impl HttpCallout for FakeUpstreams {
             let Some(handler) = handler else {
                 return Err(CalloutError::UnknownUpstream(upstream));
             };
-            let (parts, body) = handler(request).into_parts();
+            let Some(response) = handler(request) else {
+                return Err(CalloutError::Failed(
+                    "the test upstream failed the call".into(),
+                ));
+            };
+            let (parts, body) = response.into_parts();
             Ok(CalloutResponse {
                 status: parts.status,
                 headers: parts.headers,
