@@ -10,3 +10,9 @@ rustup target add wasm32-wasip1 >/dev/null
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+
+# The example plugins: their own workspace (cdylibs for wasm32-wasip1); their tests run
+# on the host and load each built .wasm into Meshgate's wasm engine.
+cargo fmt --manifest-path plugins/Cargo.toml --all -- --check
+cargo clippy --manifest-path plugins/Cargo.toml --workspace --all-targets -- -D warnings
+cargo test --manifest-path plugins/Cargo.toml --workspace

@@ -4,6 +4,7 @@ pub mod analyze;
 pub mod ca;
 pub mod demo;
 pub mod gateway;
+pub mod plugin;
 pub mod route;
 pub mod runtime;
 pub mod sidecar;
@@ -38,6 +39,8 @@ pub enum Command {
     Route(route::RouteArgs),
     /// Local mesh CA for sidecar certificates.
     Ca(ca::CaArgs),
+    /// Write, build and check proxy-wasm plugins: `new`, `build`, `check`.
+    Plugin(plugin::PluginArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -49,6 +52,7 @@ pub fn main() -> ExitCode {
         Command::Analyze(args) => analyze::run_analyze(&args),
         Command::Route(args) => route::run(args),
         Command::Ca(args) => ca::run(args),
+        Command::Plugin(args) => plugin::run(args),
     };
     match result {
         Ok(code) => code,

@@ -158,3 +158,23 @@ fn link_unknown_imports(
     }
     Ok(())
 }
+
+/// Every `(module, name)` function the host links, sorted: what a plugin may import
+/// without trapping when it calls it (`meshgate plugin check` compares against this).
+pub fn host_imports() -> Vec<(String, String)> {
+    let mut names: Vec<_> = base_linker().1.iter().cloned().collect();
+    names.sort();
+    names
+}
+
+/// A module compiled and linked against this host. While a value lives, the module
+/// stays in the process-wide compile cache, so chains loading the same bytes skip
+/// compilation (a test process loads one plugin many times).
+#[derive(Clone)]
+pub struct PrecompiledModule(#[allow(dead_code)] Arc<CompiledModule>);
+
+/// Compiles and links `wasm` exactly as `PluginChain::new` would, without starting it:
+/// the error is the one a WasmPlugin using this module would report.
+pub fn precompile(wasm: &[u8]) -> Result<PrecompiledModule, String> {
+    compile(wasm).map(PrecompiledModule)
+}

@@ -33,6 +33,7 @@
 //!   [`plugin_metrics`].
 
 mod abi;
+pub mod authoring;
 mod callout;
 mod chain;
 mod codec;
@@ -51,6 +52,7 @@ mod types;
 
 pub use callout::{CalloutError, CalloutResponse, HttpCallout, NoCallouts};
 pub use chain::PluginChain;
+pub use engine::{host_imports, precompile, PrecompiledModule};
 pub use fetch::{fetch_module, sha256_hex};
 pub use instance::{PluginFailure, MEMORY_LIMIT};
 pub use metrics::{plugin_metrics, MetricKind, MetricValue, PluginMetric, HISTOGRAM_BOUNDS};
