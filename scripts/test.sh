@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 # RUSTUP_AUTO_INSTALL=0 on some machines: add the plugin target explicitly (a no-op when present).
 rustup target add wasm32-wasip1 >/dev/null
 
+# One target dir for both workspaces, so the plugins' harness reuses what the main
+# build compiled (the same crates at the same versions).
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
