@@ -12,7 +12,9 @@ use clap::Args;
 
 use std::sync::Mutex;
 
-use super::runtime::{access_log, runtime, shutdown_signal, start_admin, ConfigWatcher};
+use super::runtime::{
+    access_log, record_reload, runtime, shutdown_signal, start_admin, ConfigWatcher,
+};
 use crate::admin::Readiness;
 use crate::config::parse_duration;
 use crate::mesh::upstream::MeshTlsConnector;
@@ -179,14 +181,7 @@ async fn serve(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         tokio::select! {
             _ = &mut signal => break,
             built = watcher.changed() => {
-                let status = ReloadStatus::from_diagnostics(watcher.version, &built.diagnostics);
-                if !status.rejected.is_empty() {
-                    metrics.proxy.config_rejected();
-                }
-                metrics.proxy.config_applied(watcher.version);
-                if let Ok(mut r) = reload.lock() {
-                    *r = status;
-                }
+                record_reload(&metrics, &reload, watcher.version, &built.diagnostics);
                 state.publish(built.snapshot);
                 state.refresh_plugins();
                 for e in listeners.sync(&state.snapshot()).await {

@@ -150,3 +150,20 @@ pub fn start_admin(
         anyhow::anyhow!("{e} (set another address with {flag})")
     })
 }
+
+/// Notes a (re)load for `/config_dump`, `/reload_status` and the config metrics.
+pub fn record_reload(
+    metrics: &crate::telemetry::Metrics,
+    reload: &std::sync::Mutex<crate::proxy::admin_state::ReloadStatus>,
+    version: u64,
+    diagnostics: &[Diagnostic],
+) {
+    let status = crate::proxy::admin_state::ReloadStatus::from_diagnostics(version, diagnostics);
+    if !status.rejected.is_empty() {
+        metrics.proxy.config_rejected();
+    }
+    metrics.proxy.config_applied(version);
+    if let Ok(mut r) = reload.lock() {
+        *r = status;
+    }
+}

@@ -14,7 +14,9 @@ use tokio::sync::watch;
 use super::gateway::parse_label;
 use std::sync::Mutex;
 
-use super::runtime::{access_log, runtime, shutdown_signal, start_admin, ConfigWatcher};
+use super::runtime::{
+    access_log, record_reload, runtime, shutdown_signal, start_admin, ConfigWatcher,
+};
 use crate::admin::Readiness;
 use crate::config::parse_duration;
 use crate::mesh::upstream::MeshTlsConnector;
@@ -207,14 +209,7 @@ async fn serve(args: SidecarArgs) -> anyhow::Result<ExitCode> {
             _ = &mut signal => break,
             // Published through the inbound side so the local app's cluster stays known.
             built = watcher.changed() => {
-                let status = ReloadStatus::from_diagnostics(watcher.version, &built.diagnostics);
-                if !status.rejected.is_empty() {
-                    metrics.proxy.config_rejected();
-                }
-                metrics.proxy.config_applied(watcher.version);
-                if let Ok(mut r) = reload.lock() {
-                    *r = status;
-                }
+                record_reload(&metrics, &reload, watcher.version, &built.diagnostics);
                 inbound_state.publish(built.snapshot);
                 inbound_state.refresh_plugins();
                 outbound_state.refresh_plugins();
