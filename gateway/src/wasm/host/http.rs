@@ -279,6 +279,16 @@ pub fn add(l: &mut Linker<HostState>, n: &mut Names) -> wasmtime::Result<()> {
         l,
         n,
         "env",
+        "proxy_get_configuration",
+        |mut c: Caller<'_, HostState>, rp: i32, rl: i32| -> wasmtime::Result<i32> {
+            let config = c.data().plugin.config.clone();
+            give(&mut c, &config, rp, rl)
+        },
+    )?;
+    def(
+        l,
+        n,
+        "env",
         "proxy_clear_route_cache",
         |_: Caller<'_, HostState>| -> i32 { status::OK },
     )?;

@@ -180,63 +180,9 @@ pub fn add(l: &mut Linker<HostState>, n: &mut Names) -> wasmtime::Result<()> {
         },
     )?;
 
-    def(
-        l,
-        n,
-        "env",
-        "proxy_http_call",
-        |mut c: Caller<'_, HostState>,
-         up: i32,
-         ul: i32,
-         hp: i32,
-         hl: i32,
-         bp: i32,
-         bl: i32,
-         tp: i32,
-         tl: i32,
-         timeout_ms: i32,
-         token_out: i32|
-         -> i32 {
-            let parts = (
-                read_string(&mut c, up, ul),
-                read(&mut c, hp, hl),
-                read(&mut c, bp, bl),
-                read(&mut c, tp, tl),
-            );
-            let (upstream, headers, body, trailers) = match parts {
-                (Ok(u), Ok(h), Ok(b), Ok(t)) => (u, h, b, t),
-                (Err(s), ..) | (_, Err(s), ..) | (_, _, Err(s), _) | (.., Err(s)) => return s,
-            };
-            let state = c.data_mut();
-            if state.callouts.len() >= MAX_PENDING_CALLS
-                || !state.plugin.callout.has_upstream(&upstream)
-            {
-                return status::BAD_ARGUMENT;
-            }
-            let Some(request) = build_request(&headers, body) else {
-                return status::BAD_ARGUMENT;
-            };
-            let trailers = codec::deserialize_pairs(&trailers)
-                .map(|p| to_header_map(&p))
-                .unwrap_or_default();
-            let timeout = match timeout_ms as u32 {
-                0 => DEFAULT_CALL_TIMEOUT,
-                ms => Duration::from_millis(ms as u64).min(MAX_CALL_TIMEOUT),
-            };
-            let token = state.next_token;
-            state.next_token = state.next_token.wrapping_add(1).max(1);
-            let context_id = state.effective_context;
-            state.callouts.push(PendingCallout {
-                token,
-                context_id,
-                upstream,
-                request,
-                trailers,
-                timeout,
-            });
-            flat(write_u32(&mut c, token_out, token).map(|_| status::OK))
-        },
-    )?;
+    for name in ["proxy_http_call", "proxy_dispatch_http_call"] {
+        def(l, n, "env", name, http_call)?;
+    }
 
     // gRPC calls are not offered: answer statuses the SDKs handle (never UNIMPLEMENTED,
     // on which the Rust SDK panics) and say so once per plugin.
@@ -375,4 +321,58 @@ fn build_request(headers: &[u8], body: Vec<u8>) -> Option<http::Request<Bytes>> 
     *request.uri_mut() = uri;
     *request.headers_mut() = to_header_map(&pairs);
     Some(request)
+}
+
+/// `proxy_http_call` (also linked as `proxy_dispatch_http_call`): queues the call; the
+/// stream starts it once the dispatching callback returns.
+#[allow(clippy::too_many_arguments)]
+fn http_call(
+    mut c: Caller<'_, HostState>,
+    up: i32,
+    ul: i32,
+    hp: i32,
+    hl: i32,
+    bp: i32,
+    bl: i32,
+    tp: i32,
+    tl: i32,
+    timeout_ms: i32,
+    token_out: i32,
+) -> i32 {
+    let parts = (
+        read_string(&mut c, up, ul),
+        read(&mut c, hp, hl),
+        read(&mut c, bp, bl),
+        read(&mut c, tp, tl),
+    );
+    let (upstream, headers, body, trailers) = match parts {
+        (Ok(u), Ok(h), Ok(b), Ok(t)) => (u, h, b, t),
+        (Err(s), ..) | (_, Err(s), ..) | (_, _, Err(s), _) | (.., Err(s)) => return s,
+    };
+    let state = c.data_mut();
+    if state.callouts.len() >= MAX_PENDING_CALLS || !state.plugin.callout.has_upstream(&upstream) {
+        return status::BAD_ARGUMENT;
+    }
+    let Some(request) = build_request(&headers, body) else {
+        return status::BAD_ARGUMENT;
+    };
+    let trailers = codec::deserialize_pairs(&trailers)
+        .map(|p| to_header_map(&p))
+        .unwrap_or_default();
+    let timeout = match timeout_ms as u32 {
+        0 => DEFAULT_CALL_TIMEOUT,
+        ms => Duration::from_millis(ms as u64).min(MAX_CALL_TIMEOUT),
+    };
+    let token = state.next_token;
+    state.next_token = state.next_token.wrapping_add(1).max(1);
+    let context_id = state.effective_context;
+    state.callouts.push(PendingCallout {
+        token,
+        context_id,
+        upstream,
+        request,
+        trailers,
+        timeout,
+    });
+    flat(write_u32(&mut c, token_out, token).map(|_| status::OK))
 }
