@@ -50,7 +50,8 @@ async fn plugins_edit_deny_fail_and_reload_in_the_gateway() {
             "header_add",
             "  phase: STATS\n  pluginConfig:\n    value: from-wasm\n",
         )
-        + &wasm_plugin("deny", "deny", "  phase: AUTHZ\n");
+        + &wasm_plugin("deny", "deny", "  phase: AUTHZ\n")
+        + &wasm_plugin("count", "counter", "");
     let gw = Gateway::with_config(&yaml).start().await;
     let http = Http::new();
     let url = gw.url(80, "/hello");
@@ -67,6 +68,17 @@ async fn plugins_edit_deny_fail_and_reload_in_the_gateway() {
         r.headers.contains_key("x-wasm-response"),
         "response header missing: {:?}",
         r.headers
+    );
+
+    // Metrics a plugin defines are scraped under its own names.
+    let scrape = http.get(&gw.metrics_url(), None, &[]).await;
+    assert!(
+        scrape
+            .body
+            .lines()
+            .any(|l| l.starts_with("wasmtest_requests_total") && !l.ends_with(" 0")),
+        "plugin counter missing from /stats/prometheus:\n{}",
+        scrape.body
     );
 
     // The AUTHZ plugin answers by itself; the upstream never sees that request.

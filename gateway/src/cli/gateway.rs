@@ -125,6 +125,7 @@ async fn serve(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     )));
     let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
     metrics.proxy.config_applied(1);
+    metrics.add_extra(Arc::new(crate::proxy::telemetry::WasmPluginMetrics));
     let log = access_log(&args.access_log_format, &metrics)?;
     let log_handle = log.as_ref().map(|l| l.0.clone());
     let telemetry = ProxyTelemetry::new(

@@ -113,6 +113,7 @@ async fn serve(args: SidecarArgs) -> anyhow::Result<ExitCode> {
     )));
     let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
     metrics.proxy.config_applied(1);
+    metrics.add_extra(Arc::new(crate::proxy::telemetry::WasmPluginMetrics));
     let log = access_log(&args.access_log_format, &metrics)?;
     let service = args
         .service

@@ -239,3 +239,47 @@ impl Observer for ProxyTelemetry {
         }
     }
 }
+
+/// Metrics that WasmPlugins define (`proxy_define_metric`), summed over every VM of
+/// the process, exported under the plugins' own names at each scrape.
+pub struct WasmPluginMetrics;
+
+impl crate::telemetry::ExtraMetrics for WasmPluginMetrics {
+    fn collect(&self, out: &mut Vec<crate::telemetry::ExtraMetric>) {
+        use crate::telemetry::{ExtraMetric, ExtraValue};
+        use crate::wasm::MetricValue;
+        for m in crate::wasm::plugin_metrics() {
+            let value = match m.value {
+                MetricValue::Counter(v) => ExtraValue::Counter(v),
+                MetricValue::Gauge(v) => ExtraValue::Gauge(v),
+                MetricValue::Histogram {
+                    count,
+                    sum,
+                    buckets,
+                } => {
+                    // The host keeps cumulative counts; the exporter wants each bucket alone.
+                    let mut prev = 0;
+                    let buckets = buckets
+                        .into_iter()
+                        .map(|(bound, cumulative)| {
+                            let own = cumulative.saturating_sub(prev);
+                            prev = cumulative;
+                            (bound, own)
+                        })
+                        .collect();
+                    ExtraValue::Histogram {
+                        buckets,
+                        count,
+                        sum: sum as f64,
+                    }
+                }
+            };
+            out.push(ExtraMetric {
+                name: m.name,
+                help: "Defined by a WasmPlugin.".into(),
+                labels: Vec::new(),
+                value,
+            });
+        }
+    }
+}

@@ -88,13 +88,14 @@ impl GatewayBuilder {
         let file = config.join("config.yaml");
         write_atomic(&file, &self.yaml);
         let ports: BTreeMap<u32, u16> = self.ports.iter().map(|p| (*p, free_port())).collect();
+        let metrics_port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_meshgate"));
         cmd.arg("gateway")
             .arg("--config")
             .arg(&config)
             .args(["--bind", "127.0.0.1"])
             .args(["--admin", "127.0.0.1:0"])
-            .args(["--metrics", "127.0.0.1:0"])
+            .args(["--metrics", &format!("127.0.0.1:{metrics_port}")])
             .args(["--health", "127.0.0.1:0"])
             .args(["--reload-interval", "200ms"])
             .args(["--access-log-format", "off"]);
@@ -126,6 +127,7 @@ impl GatewayBuilder {
             file,
             ports,
             log,
+            metrics_port,
         };
         gw.wait_ready().await;
         gw
@@ -139,9 +141,15 @@ pub struct Gateway {
     file: PathBuf,
     ports: BTreeMap<u32, u16>,
     log: Arc<Mutex<String>>,
+    metrics_port: u16,
 }
 
 impl Gateway {
+    /// `http://127.0.0.1:PORT/stats/prometheus` of this gateway.
+    pub fn metrics_url(&self) -> String {
+        format!("http://127.0.0.1:{}/stats/prometheus", self.metrics_port)
+    }
+
     pub fn with_config(yaml: &str) -> GatewayBuilder {
         GatewayBuilder {
             yaml: yaml.to_string(),
