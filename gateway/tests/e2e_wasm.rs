@@ -159,3 +159,70 @@ async fn plugins_edit_deny_fail_and_reload_in_the_gateway() {
     .await;
     assert!(gone, "removed plugin still answers:\n{}", gw.log());
 }
+
+/// The example plugins from `plugins/`, built with the SDK, running in the gateway as
+/// their WasmPlugin YAML configures them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_plugins_guard_the_gateway() {
+    let backend = Backend::start("api").await;
+    let example = |name: &str, file: &str, extra: &str| {
+        format!(
+            "apiVersion: extensions.istio.io/v1alpha1
+kind: WasmPlugin
+metadata:
+  name: {name}
+  namespace: istio-system
+spec:
+  selector:
+    matchLabels:
+      istio: ingressgateway
+  url: file://{}
+{extra}---
+",
+            wasm_support::plugins::example_wasm_path(file).display()
+        )
+    };
+    let yaml = routes(&backend)
+        + &example(
+            "unit-guard",
+            "unit-guard",
+            "  phase: AUTHZ\n  pluginConfig:\n    units: [Celsius, Fahrenheit, Kelvin]\n    params: [from, to]\n",
+        )
+        + &example(
+            "api-key-auth",
+            "api-key-auth",
+            "  phase: AUTHN\n  failStrategy: FAIL_CLOSE\n  pluginConfig:\n    header: x-api-key\n    realm: temperatures\n    keys:\n    - name: demo-client\n      key: demo-key\n",
+        );
+    let gw = Gateway::with_config(&yaml).start().await;
+    let http = Http::new();
+    let ok = gw.url(80, "/?from=Celsius&to=Kelvin&temperature=150");
+    let bad = gw.url(80, "/?from=Celsius&to=Rankine&temperature=150");
+
+    let r = http.get(&ok, Some("api.example"), &[]).await;
+    assert_eq!(
+        r.status,
+        401,
+        "no key must be refused: {}\n{}",
+        r.body,
+        gw.log()
+    );
+    assert!(
+        r.headers.contains_key("www-authenticate"),
+        "{:?}",
+        r.headers
+    );
+
+    let key = [("x-api-key", "demo-key")];
+    let r = http.get(&ok, Some("api.example"), &key).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let before = backend.requests();
+    let r = http.get(&bad, Some("api.example"), &key).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("Rankine"), "{}", r.body);
+    assert_eq!(
+        backend.requests(),
+        before,
+        "an unsupported unit reached the upstream"
+    );
+}

@@ -64,3 +64,38 @@ pub fn wasm(name: &str) -> Arc<[u8]> {
 pub fn wasm_path(name: &str) -> PathBuf {
     build_all().join(format!("{name}.wasm"))
 }
+
+/// The compiled example plugin `crate_name` (a crate in `plugins/`), built once per
+/// process like the test plugins.
+pub fn example_wasm_path(crate_name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT
+        .get_or_init(|| {
+            let manifest = workspace_root().join("plugins/Cargo.toml");
+            let target = target_dir().join("examples");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let output = Command::new(cargo)
+                .args([
+                    "build",
+                    "--release",
+                    "--target",
+                    "wasm32-wasip1",
+                    "--workspace",
+                    "--manifest-path",
+                ])
+                .arg(&manifest)
+                .env("CARGO_TARGET_DIR", &target)
+                .env_remove("RUSTFLAGS")
+                .env_remove("CARGO_ENCODED_RUSTFLAGS")
+                .output()
+                .expect("run cargo to build the example plugins");
+            assert!(
+                output.status.success(),
+                "building example plugins failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            target.join("wasm32-wasip1").join("release")
+        })
+        .clone();
+    dir.join(format!("{}.wasm", crate_name.replace('-', "_")))
+}
