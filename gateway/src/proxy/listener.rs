@@ -66,6 +66,10 @@ pub async fn serve_http<A: Accept>(
 ) {
     let graceful = GracefulShutdown::new();
     let local = listener.local_addr().ok();
+    let stats = state.telemetry.as_ref().map(|t| {
+        let name = local.map_or_else(|| port.to_string(), |a| a.to_string());
+        t.metrics.proxy.listener(&name)
+    });
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -92,7 +96,9 @@ pub async fn serve_http<A: Accept>(
         let acceptor = acceptor.clone();
         let state = state.clone();
         let watcher = graceful.watcher();
+        let open = stats.as_ref().map(|s| s.connection_opened());
         tokio::spawn(async move {
+            let _open = open;
             let Some((io, info)) = acceptor.accept(tcp, info).await else {
                 return;
             };
