@@ -110,7 +110,7 @@ async fn kiali_graph_queries_draw_the_demo_mesh() {
     .await;
     let prom = Prometheus::start(&binary, &demo.metrics_targets());
     assert!(
-        prom.wait_ready(Duration::from_secs(20)).await,
+        prom.wait_ready(Duration::from_secs(15)).await,
         "Prometheus never became ready:\n{}",
         prom.log()
     );
@@ -123,7 +123,7 @@ async fn kiali_graph_queries_draw_the_demo_mesh() {
     let (ns, gw_ns) = (&ns, &gw_ns);
     let graph = eventually(
         "the healthy graph",
-        Duration::from_secs(30),
+        Duration::from_secs(25),
         p,
         || async move {
             let unanswered = query(p, &ns[0]).await?;
@@ -281,7 +281,7 @@ async fn kiali_graph_queries_draw_the_demo_mesh() {
     let fault_started = Instant::now();
     let red = eventually(
         "the red gateway edge",
-        Duration::from_secs(30),
+        Duration::from_secs(20),
         p,
         || async move {
             let unanswered = query(p, &ns[0]).await?;
@@ -335,7 +335,7 @@ async fn kiali_graph_queries_draw_the_demo_mesh() {
     demo.write_config("gateway.yaml", &original_gateway);
     let grpc = eventually(
         "the gRPC failures",
-        Duration::from_secs(30),
+        Duration::from_secs(20),
         p,
         || async move {
             let outbound = query(p, &ns[2]).await?;

@@ -83,6 +83,7 @@ impl Demo {
             config,
             proxies,
         };
+        let deadline = Instant::now() + Duration::from_secs(30);
         for p in [
             ports.gateway,
             ports.api_inbound,
@@ -92,7 +93,7 @@ impl Demo {
             ports.api_metrics,
             ports.service_metrics,
         ] {
-            wait_port(p).await;
+            wait_port(p, deadline).await;
         }
         demo
     }
@@ -127,13 +128,9 @@ impl Demo {
     }
 }
 
-async fn wait_port(port: u16) {
-    let start = Instant::now();
+async fn wait_port(port: u16, deadline: Instant) {
     while tokio::net::TcpStream::connect(local(port)).await.is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "port {port} never opened"
-        );
+        assert!(Instant::now() < deadline, "port {port} never opened");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
