@@ -7,7 +7,8 @@
 //! Ignored by default (about 50 s):
 //!   cargo test -p meshgate --test scrape_overhead -- --ignored --nocapture
 //! `--release` measures the release binary. `MESHGATE_BENCH_RPS` (default 100) and
-//! `MESHGATE_BENCH_SECS` (default 10) set the rate and the length of each run.
+//! `MESHGATE_BENCH_SECS` (default 10) set the rate and the length of each run,
+//! `MESHGATE_BENCH_ROUNDS` (default 2) how many without/with pairs run.
 
 // Test helpers outside #[test] functions unwrap too: a panic there is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -43,6 +44,8 @@ struct Run {
     errors: u64,
     scrapes: u64,
     scrape_bytes: usize,
+    /// The slowest single scrape, as the scraper saw it.
+    scrape_max_ms: f64,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -64,7 +67,7 @@ async fn run(url: &str, rps: u64, length: Duration, scrape: Option<&[SocketAddr]
         let targets = targets.to_vec();
         let stop = stop.clone();
         tokio::spawn(async move {
-            let (mut scrapes, mut bytes) = (0u64, 0usize);
+            let (mut scrapes, mut bytes, mut slowest) = (0u64, 0usize, 0f64);
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             // At most one scrape per second of the run, plus one.
             for _ in 0..=length.as_secs() {
@@ -73,11 +76,13 @@ async fn run(url: &str, rps: u64, length: Duration, scrape: Option<&[SocketAddr]
                     break;
                 }
                 for t in &targets {
+                    let began = std::time::Instant::now();
                     bytes = support::get(*t, "/stats/prometheus").await.body.len();
+                    slowest = f64::max(slowest, began.elapsed().as_secs_f64() * 1000.0);
                     scrapes += 1;
                 }
             }
-            (scrapes, bytes)
+            (scrapes, bytes, slowest)
         })
     });
     let limit = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
@@ -114,9 +119,9 @@ async fn run(url: &str, rps: u64, length: Duration, scrape: Option<&[SocketAddr]
         }
     }
     stop.store(true, Ordering::Relaxed);
-    let (scrapes, scrape_bytes) = match scraper {
+    let (scrapes, scrape_bytes, scrape_max_ms) = match scraper {
         Some(s) => s.await.unwrap(),
-        None => (0, 0),
+        None => (0, 0, 0.0),
     };
     latencies_ms.sort_by(f64::total_cmp);
     Run {
@@ -124,6 +129,7 @@ async fn run(url: &str, rps: u64, length: Duration, scrape: Option<&[SocketAddr]
         errors,
         scrapes,
         scrape_bytes,
+        scrape_max_ms,
     }
 }
 
@@ -132,6 +138,7 @@ async fn run(url: &str, rps: u64, length: Duration, scrape: Option<&[SocketAddr]
 async fn p99_with_and_without_a_1hz_scraper() {
     let rps = env_u64("MESHGATE_BENCH_RPS", 100).max(1);
     let secs = env_u64("MESHGATE_BENCH_SECS", 10).clamp(1, 120);
+    let rounds = env_u64("MESHGATE_BENCH_ROUNDS", 2).clamp(1, 10);
     let demo = Demo::start(
         env!("CARGO_BIN_EXE_meshgate"),
         GATEWAY_PORT,
@@ -148,9 +155,10 @@ async fn p99_with_and_without_a_1hz_scraper() {
         if cfg!(debug_assertions) { "debug" } else { "release" }
     );
     println!(
-        "run  scraper      requests  errors   p50 ms   p99 ms   max ms  scrapes  scrape bytes"
+        "run  scraper      requests  errors   p50 ms   p99 ms   max ms  scrapes  last scrape bytes  slowest scrape ms"
     );
-    for (i, scrape) in [false, true, false, true].into_iter().enumerate() {
+    let runs = (0..rounds).flat_map(|_| [false, true]);
+    for (i, scrape) in runs.enumerate() {
         let r = run(
             &url,
             rps,
@@ -160,7 +168,7 @@ async fn p99_with_and_without_a_1hz_scraper() {
         .await;
         let l = &r.latencies_ms;
         println!(
-            "{:<4} {:<12} {:>8} {:>7} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>13}",
+            "{:<4} {:<12} {:>8} {:>7} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>18} {:>18.2}",
             i + 1,
             if scrape { "1 Hz" } else { "none" },
             l.len(),
@@ -170,6 +178,7 @@ async fn p99_with_and_without_a_1hz_scraper() {
             l.last().copied().unwrap_or(f64::NAN),
             r.scrapes,
             r.scrape_bytes,
+            r.scrape_max_ms,
         );
     }
     drop(demo);
