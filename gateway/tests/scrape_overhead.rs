@@ -39,10 +39,17 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// One request: when it was due and how long it took from then (None: failed).
+type Sample = Option<(tokio::time::Instant, f64)>;
+
 struct Run {
+    /// Sorted latencies of the successful requests.
     latencies_ms: Vec<f64>,
+    /// The latencies of the requests that started while a scrape was in progress.
+    during_scrape_ms: Vec<f64>,
     errors: u64,
     scrapes: u64,
+    /// The exposition size of the last target scraped.
     scrape_bytes: usize,
     /// The slowest single scrape, as the scraper saw it.
     scrape_max_ms: f64,
@@ -56,6 +63,35 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// Reads every target once a second until `stop` (at most `length` + 1 rounds);
+/// returns each round's time window, the last body size and the slowest scrape.
+async fn scrape_every_second(
+    targets: Vec<SocketAddr>,
+    length: Duration,
+    stop: Arc<AtomicBool>,
+) -> (
+    Vec<(tokio::time::Instant, tokio::time::Instant)>,
+    usize,
+    f64,
+) {
+    let (mut windows, mut bytes, mut slowest) = (Vec::new(), 0usize, 0f64);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    for _ in 0..=length.as_secs() {
+        tick.tick().await;
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let round = tokio::time::Instant::now();
+        for t in &targets {
+            let began = tokio::time::Instant::now();
+            bytes = support::get(*t, "/stats/prometheus").await.body.len();
+            slowest = f64::max(slowest, began.elapsed().as_secs_f64() * 1000.0);
+        }
+        windows.push((round, tokio::time::Instant::now()));
+    }
+    (windows, bytes, slowest)
+}
+
 /// `rps` requests a second for `length`, each timed from its scheduled start (so a
 /// stall delays the schedule's victims, not the schedule). With `scrape`, a scraper
 /// reads every target once a second meanwhile.
@@ -63,33 +99,13 @@ async fn run(url: &str, rps: u64, length: Duration, scrape: Option<&[SocketAddr]
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
     let uri: http::Uri = url.parse().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let scraper = scrape.map(|targets| {
-        let targets = targets.to_vec();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let (mut scrapes, mut bytes, mut slowest) = (0u64, 0usize, 0f64);
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            // At most one scrape per second of the run, plus one.
-            for _ in 0..=length.as_secs() {
-                tick.tick().await;
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                for t in &targets {
-                    let began = std::time::Instant::now();
-                    bytes = support::get(*t, "/stats/prometheus").await.body.len();
-                    slowest = f64::max(slowest, began.elapsed().as_secs_f64() * 1000.0);
-                    scrapes += 1;
-                }
-            }
-            (scrapes, bytes, slowest)
-        })
-    });
+    let scraper =
+        scrape.map(|t| tokio::spawn(scrape_every_second(t.to_vec(), length, stop.clone())));
     let limit = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let total = rps * length.as_secs();
     let every = Duration::from_secs_f64(1.0 / rps as f64);
     let start = tokio::time::Instant::now();
-    let mut tasks = Vec::with_capacity(total as usize);
+    let mut tasks: Vec<tokio::task::JoinHandle<Sample>> = Vec::with_capacity(total as usize);
     for i in 0..total {
         let due = start + every * i as u32;
         tokio::time::sleep_until(due).await;
@@ -107,27 +123,34 @@ async fn run(url: &str, rps: u64, length: Duration, scrape: Option<&[SocketAddr]
                 ok.then_some(())
             })
             .await;
-            matches!(answer, Ok(Some(()))).then(|| due.elapsed().as_secs_f64() * 1000.0)
+            matches!(answer, Ok(Some(()))).then(|| (due, due.elapsed().as_secs_f64() * 1000.0))
         }));
     }
-    let mut latencies_ms = Vec::with_capacity(tasks.len());
-    let mut errors = 0;
+    let mut samples = Vec::with_capacity(tasks.len());
     for t in tasks {
-        match t.await.unwrap() {
-            Some(ms) => latencies_ms.push(ms),
-            None => errors += 1,
-        }
+        samples.push(t.await.unwrap());
     }
     stop.store(true, Ordering::Relaxed);
-    let (scrapes, scrape_bytes, scrape_max_ms) = match scraper {
+    let (windows, scrape_bytes, scrape_max_ms) = match scraper {
         Some(s) => s.await.unwrap(),
-        None => (0, 0, 0.0),
+        None => (Vec::new(), 0, 0.0),
     };
+    let errors = samples.iter().filter(|s| s.is_none()).count() as u64;
+    let mut latencies_ms: Vec<f64> = samples.iter().flatten().map(|s| s.1).collect();
+    let mut during_scrape_ms: Vec<f64> = samples
+        .iter()
+        .flatten()
+        // By start time, not overlap: slow requests overlap more windows by being slow.
+        .filter(|(due, _)| windows.iter().any(|(a, b)| a <= due && due < b))
+        .map(|s| s.1)
+        .collect();
     latencies_ms.sort_by(f64::total_cmp);
+    during_scrape_ms.sort_by(f64::total_cmp);
     Run {
         latencies_ms,
+        during_scrape_ms,
         errors,
-        scrapes,
+        scrapes: windows.len() as u64 * scrape.map_or(0, |t| t.len() as u64),
         scrape_bytes,
         scrape_max_ms,
     }
@@ -155,8 +178,9 @@ async fn p99_with_and_without_a_1hz_scraper() {
         if cfg!(debug_assertions) { "debug" } else { "release" }
     );
     println!(
-        "run  scraper      requests  errors   p50 ms   p99 ms   max ms  scrapes  last scrape bytes  slowest scrape ms"
+        "run  scraper  requests errors   p50 ms   p99 ms   max ms  scrapes  bytes/scrape  slowest scrape ms  started during a scrape: n, p50, p99 ms"
     );
+    let (mut without, mut with, mut during) = (Vec::new(), Vec::new(), Vec::new());
     let runs = (0..rounds).flat_map(|_| [false, true]);
     for (i, scrape) in runs.enumerate() {
         let r = run(
@@ -166,9 +190,9 @@ async fn p99_with_and_without_a_1hz_scraper() {
             scrape.then_some(targets.as_slice()),
         )
         .await;
-        let l = &r.latencies_ms;
+        let (l, d) = (&r.latencies_ms, &r.during_scrape_ms);
         println!(
-            "{:<4} {:<12} {:>8} {:>7} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>18} {:>18.2}",
+            "{:<4} {:<8} {:>9} {:>6} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>13} {:>18.2}  {:>5} {:>8.2} {:>8.2}",
             i + 1,
             if scrape { "1 Hz" } else { "none" },
             l.len(),
@@ -179,6 +203,31 @@ async fn p99_with_and_without_a_1hz_scraper() {
             r.scrapes,
             r.scrape_bytes,
             r.scrape_max_ms,
+            d.len(),
+            percentile(d, 50.0),
+            percentile(d, 99.0),
+        );
+        if scrape {
+            with.extend_from_slice(l);
+            during.extend_from_slice(d);
+        } else {
+            without.extend_from_slice(l);
+        }
+    }
+    for v in [&mut without, &mut with, &mut during] {
+        v.sort_by(f64::total_cmp);
+    }
+    for (name, v) in [
+        ("all runs without a scraper", &without),
+        ("all runs with a 1 Hz scraper", &with),
+        ("requests started during a scrape", &during),
+    ] {
+        println!(
+            "{name:<36} n={:<6} p50 {:>8.2} ms  p90 {:>8.2} ms  p99 {:>8.2} ms",
+            v.len(),
+            percentile(v, 50.0),
+            percentile(v, 90.0),
+            percentile(v, 99.0)
         );
     }
     drop(demo);
