@@ -242,7 +242,11 @@ async fn temperature_demo_through_gateway_and_sidecars() {
     .1;
     let inbound = scrape
         .lines()
-        .find(|l| l.starts_with("istio_requests_total{") && l.contains(r#"reporter="destination""#))
+        .find(|l| {
+            l.starts_with("istio_requests_total{")
+                && l.contains(r#"reporter="destination""#)
+                && l.contains(r#"response_code="200""#)
+        })
         .unwrap_or_else(|| panic!("no destination-side series:\n{scrape}"));
     for label in [
         r#"connection_security_policy="mutual_tls""#,
