@@ -64,8 +64,13 @@ fn error_ratio(edge: &str, bad: &str) -> String {
 const GATEWAY_EDGE: &str = r#"reporter="source",source_workload_namespace="istio-system",source_workload="istio-ingressgateway",destination_service_namespace="default",destination_service_name="temperature-api""#;
 const API_EDGE: &str = r#"reporter="source",source_workload_namespace="default",source_workload="temperature-api",destination_service_namespace="default",destination_service_name="temperature-service""#;
 
+/// Every request delayed by 1 ms, half of them then aborted (Envoy flags: DI, DI,FI).
 const GATEWAY_FAULT: &str = "  - name: temperature-api
     fault:
+      delay:
+        fixedDelay: 1ms
+        percentage:
+          value: 100
       abort:
         httpStatus: 503
         percentage:
@@ -297,6 +302,16 @@ async fn kiali_graph_queries_draw_the_demo_mesh() {
             if ratio <= 0.10 {
                 return Err(format!("5xx ratio {ratio} not above 10% yet"));
             }
+            // The delayed requests that went through are still answered by the api.
+            let sent = query(p, &gw_ns[2]).await?;
+            find(
+                &sent,
+                &[
+                    ("destination_workload", "temperature-api"),
+                    ("response_code", "200"),
+                    ("response_flags", "DI"),
+                ],
+            )?;
             Ok((aborted, ratio))
         },
     )
@@ -317,7 +332,7 @@ async fn kiali_graph_queries_draw_the_demo_mesh() {
                 ("source_workload_namespace", "istio-system"),
                 ("request_protocol", "http"),
                 ("response_code", "503"),
-                ("response_flags", "FI"),
+                ("response_flags", "DI,FI"),
             ],
         ]
         .concat(),

@@ -203,8 +203,12 @@ async fn route_and_forward(
                 note_destination(log, action);
                 let status = StatusCode::from_u16(abort.http_status)
                     .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-                let mut reply =
-                    LocalReply::new(status, flags::FAULT_INJECTED, "fault filter abort");
+                let flag = if log.flag == flags::DELAY_INJECTED {
+                    flags::DELAY_AND_FAULT_INJECTED
+                } else {
+                    flags::FAULT_INJECTED
+                };
+                let mut reply = LocalReply::new(status, flag, "fault filter abort");
                 reply.grpc_status = abort.grpc_status;
                 return Err(reply);
             }
