@@ -74,8 +74,8 @@ fn start_service(port: u16) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn temperature_demo_through_gateway_and_sidecars() {
-    let offset = 40_000;
-    let ports = DemoPorts::new(48_080, offset);
+    let offset = 11_000;
+    let ports = DemoPorts::new(28_080, offset);
     let dir: PathBuf =
         std::env::temp_dir().join(format!("meshgate-demo-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -242,7 +242,11 @@ async fn temperature_demo_through_gateway_and_sidecars() {
     .1;
     let inbound = scrape
         .lines()
-        .find(|l| l.starts_with("istio_requests_total{") && l.contains(r#"reporter="destination""#))
+        .find(|l| {
+            l.starts_with("istio_requests_total{")
+                && l.contains(r#"reporter="destination""#)
+                && l.contains(r#"response_code="200""#)
+        })
         .unwrap_or_else(|| panic!("no destination-side series:\n{scrape}"));
     for label in [
         r#"connection_security_policy="mutual_tls""#,

@@ -1,9 +1,8 @@
 //! A real Prometheus server scrapes the metrics port every second, and the queries
 //! Kiali and the Istio dashboards run return values.
 //!
-//! Needs the `prometheus` binary (Debian: `apt-get install -y prometheus`; `.ci/run`
-//! installs it) or `PROMETHEUS_BIN`. Without it the test prints a loud SKIPPED message
-//! and passes.
+//! Needs the `prometheus` binary (see `support::prometheus`); without it the test prints
+//! a loud SKIPPED message and passes.
 
 // Test helpers outside #[test] functions unwrap too: a panic there is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -11,9 +10,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,109 +19,14 @@ use meshgate::telemetry::{
     DestinationService, HttpRecord, Metrics, PeerInfo, ProxyIdentity, RequestProtocol,
     ResponseFlags,
 };
-use support::{get, url_encode};
+use support::get;
+use support::prometheus::{binary_or_skip, sample_value, Prometheus};
 
 const DEADLINE: Duration = Duration::from_secs(40);
 
-fn prometheus_binary() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("PROMETHEUS_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("prometheus"))
-        .find(|p| p.is_file())
-}
-
-/// Kills Prometheus and removes its data directory however the test ends.
-struct Prometheus {
-    child: Child,
-    dir: PathBuf,
-    addr: SocketAddr,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Prometheus {
-    fn start(binary: &PathBuf, target: SocketAddr) -> Prometheus {
-        let dir = std::env::temp_dir().join(format!(
-            "meshgate-prom-{}-{}",
-            std::process::id(),
-            target.port()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: meshgate\n    metrics_path: /stats/prometheus\n\
-             \x20   static_configs:\n      - targets: ['{target}']\n"
-        );
-        std::fs::write(dir.join("prometheus.yml"), config).unwrap();
-        // Reserve a free loopback port for Prometheus' own API.
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-        let child = Command::new(binary)
-            .arg(format!(
-                "--config.file={}",
-                dir.join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .arg("--log.level=warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus");
-        Prometheus { child, dir, addr }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
-    }
-
-    /// The instant-query result vector, or None while Prometheus is not answering.
-    async fn query(&self, promql: &str) -> Option<Vec<serde_json::Value>> {
-        let connect = tokio::net::TcpStream::connect(self.addr).await;
-        if connect.is_err() {
-            return None;
-        }
-        drop(connect);
-        let reply = get(
-            self.addr,
-            &format!("/api/v1/query?query={}", url_encode(promql)),
-        )
-        .await;
-        let v: serde_json::Value = serde_json::from_str(&reply.body).ok()?;
-        v["data"]["result"].as_array().cloned()
-    }
-}
-
-fn sample_value(series: &serde_json::Value) -> f64 {
-    series["value"][1]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(f64::NAN)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_and_kiali_queries_answer() {
-    let Some(binary) = prometheus_binary() else {
-        eprintln!("\n=========================================================================");
-        eprintln!("SKIPPED prometheus_scrapes_and_kiali_queries_answer: no `prometheus` binary");
-        eprintln!("on PATH (install it: apt-get install -y prometheus, or set PROMETHEUS_BIN)");
-        eprintln!("=========================================================================\n");
+    let Some(binary) = binary_or_skip("prometheus_scrapes_and_kiali_queries_answer") else {
         return;
     };
     let started = Instant::now();
@@ -135,7 +36,7 @@ async fn prometheus_scrapes_and_kiali_queries_answer() {
         AdminRoutes::metrics(metrics.clone()),
     )])
     .unwrap();
-    let prom = Prometheus::start(&binary, server.local_addrs()[0]);
+    let prom = Prometheus::start(&binary, &[("meshgate", server.local_addrs()[0])]);
 
     // Traffic gateway → temperature-api, 1 in 10 failing, until the test ends.
     let stop = Arc::new(AtomicBool::new(false));

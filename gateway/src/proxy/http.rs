@@ -16,7 +16,8 @@ use super::local_reply::{flags, Body, LocalReply};
 use super::{forward, headers as hdr, ProxyState, RequestFacts, Role};
 use crate::router::lookup::gateway_caller;
 use crate::router::{
-    Caller, Cors, Redirect, RequestView, RouteAction, RouteDecision, RuleAction, Snapshot,
+    pick_weighted, Caller, Cors, Redirect, RequestView, RouteAction, RouteDecision, RuleAction,
+    Snapshot,
 };
 
 /// What the proxy knows about the downstream connection a request arrived on.
@@ -240,10 +241,15 @@ async fn route_and_forward(
         }
         if let Some(abort) = &fault.abort {
             if fastrand::f64() < abort.fraction {
+                note_destination(log, action);
                 let status = StatusCode::from_u16(abort.http_status)
                     .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-                let mut reply =
-                    LocalReply::new(status, flags::FAULT_INJECTED, "fault filter abort");
+                let flag = if log.flag == flags::DELAY_INJECTED {
+                    flags::DELAY_AND_FAULT_INJECTED
+                } else {
+                    flags::FAULT_INJECTED
+                };
+                let mut reply = LocalReply::new(status, flag, "fault filter abort");
                 reply.grpc_status = abort.grpc_status;
                 return Err(reply);
             }
@@ -313,6 +319,21 @@ async fn send_routed(
         matched_prefix,
     };
     forward::forward(ctx, parts, body, authority).await
+}
+
+/// An aborted request never reaches `forward`, but it was routed: telemetry names the
+/// service it was sent to (Envoy picks the weighted cluster when the route matches).
+fn note_destination(log: &mut RequestLog, action: &RouteAction) {
+    if action.destinations.is_empty() {
+        return;
+    }
+    let dest = pick_weighted(
+        &action.destinations,
+        action.total_weight,
+        fastrand::u32(0..action.total_weight.max(1)),
+    );
+    log.cluster = Some(dest.cluster.clone());
+    log.destination_host = Some(dest.host.clone());
 }
 
 fn redirect_reply(status: StatusCode, location: &str) -> LocalReply {

@@ -63,12 +63,14 @@ pub async fn serve_http<A: Accept>(
     stop: watch::Receiver<bool>,
     drain: Duration,
 ) {
+    let stats = listener_stats(&state, &listener, port);
     serve(
         listener,
         port,
         scheme,
         stop,
         drain,
+        stats,
         move |tcp, info, watcher| {
             let acceptor = acceptor.clone();
             let state = state.clone();
@@ -80,6 +82,19 @@ pub async fn serve_http<A: Accept>(
         },
     )
     .await
+}
+
+/// `meshgate_downstream_connections_*` for this listener, named by its address.
+pub fn listener_stats(
+    state: &ProxyState,
+    listener: &TcpListener,
+    port: u32,
+) -> Option<crate::telemetry::ListenerStats> {
+    let t = state.telemetry.as_ref()?;
+    let name = listener
+        .local_addr()
+        .map_or_else(|_| port.to_string(), |a| a.to_string());
+    Some(t.metrics.proxy.listener(&name))
 }
 
 /// Serves one connection with hyper (HTTP/1.1 with upgrades, or HTTP/2), registered
@@ -104,6 +119,7 @@ pub async fn serve<F, Fut>(
     scheme: &'static str,
     mut stop: watch::Receiver<bool>,
     drain: Duration,
+    stats: Option<crate::telemetry::ListenerStats>,
     on_conn: F,
 ) where
     F: Fn(TcpStream, ConnInfo, Watcher) -> Fut + Send + Sync + 'static,
@@ -137,7 +153,13 @@ pub async fn serve<F, Fut>(
             peer_identity: None,
             tls_server: None,
         };
-        conns.spawn(on_conn(tcp, info, graceful.watcher()));
+        // Counted open until the connection's task ends.
+        let open = stats.as_ref().map(|s| s.connection_opened());
+        let conn = on_conn(tcp, info, graceful.watcher());
+        conns.spawn(async move {
+            conn.await;
+            drop(open);
+        });
     }
     drop(listener);
     let finished = async {

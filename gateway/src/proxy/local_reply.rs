@@ -21,6 +21,8 @@ pub mod flags {
     pub const UPSTREAM_CONNECTION_TERMINATION: &str = "UC";
     pub const FAULT_INJECTED: &str = "FI";
     pub const DELAY_INJECTED: &str = "DI";
+    /// Delayed, then aborted: Envoy reports both.
+    pub const DELAY_AND_FAULT_INJECTED: &str = "DI,FI";
     pub const DOWNSTREAM_CONNECTION_TERMINATION: &str = "DC";
     pub const RATE_LIMITED: &str = "RL";
     /// Denied by a filter (a wasm plugin's local reply or FAIL_CLOSE).

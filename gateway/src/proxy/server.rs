@@ -130,12 +130,14 @@ impl Listeners {
             let plan = Arc::new(ArcSwap::new(plan));
             let current = plan.clone();
             let state = self.state.clone();
+            let stats = super::listener::listener_stats(&state, &tcp, *port);
             let task = tokio::spawn(serve(
                 tcp,
                 *port,
                 "http",
                 rx,
                 self.drain,
+                stats,
                 move |tcp, info, watcher| {
                     serve_connection(current.load_full(), state.clone(), tcp, info, watcher)
                 },

@@ -108,7 +108,8 @@ impl ProxyTelemetry {
     }
 
     /// Takes the other side's metadata off a message (so the app never sees it) and
-    /// returns who it says it is, with `principal` from mTLS when there was one.
+    /// returns who it says it is, with `principal` from mTLS when there was one (alone,
+    /// when the caller sent no metadata).
     pub fn take_peer(
         &self,
         headers: &mut HeaderMap,
@@ -116,13 +117,23 @@ impl ProxyTelemetry {
     ) -> Option<Arc<PeerInfo>> {
         let raw = headers.get(PEER_METADATA_HEADER).cloned();
         strip_peer_headers(headers);
-        let raw = raw?;
-        let key = (raw, principal.cloned());
+        if raw.is_none() && principal.is_none() {
+            return None;
+        }
+        let key = (
+            raw.unwrap_or_else(|| HeaderValue::from_static("")),
+            principal.cloned(),
+        );
         if let Some(p) = self.peers.get(&key) {
             return Some(p.clone());
         }
-        let meta = PeerMetadata::from_header_value(key.0.as_bytes()).ok()?;
-        let info = Arc::new(meta.to_peer_info(principal.map(|p| p.as_ref())));
+        let info = match (PeerMetadata::from_header_value(key.0.as_bytes()), principal) {
+            (Ok(meta), _) => meta.to_peer_info(principal.map(|p| p.as_ref())),
+            // No (usable) metadata: an mTLS caller is still known by its principal.
+            (Err(_), Some(p)) => PeerInfo::unknown(self.identity.cluster()).with_principal(p),
+            (Err(_), None) => return None,
+        };
+        let info = Arc::new(info);
         if self.peers.len() < MAX_CACHED {
             self.peers.insert(key, info.clone());
         }
@@ -281,5 +292,55 @@ impl crate::telemetry::ExtraMetrics for WasmPluginMetrics {
                 value,
             });
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn inbound() -> ProxyTelemetry {
+        let workload = Workload {
+            name: "temperature-service".into(),
+            namespace: "default".into(),
+            labels: Default::default(),
+            service_account: "temperature-service".into(),
+        };
+        let metrics = Arc::new(Metrics::new("test"));
+        ProxyTelemetry::new(
+            metrics,
+            Role::SidecarInbound,
+            &workload,
+            "temperature-service",
+            None,
+        )
+    }
+
+    #[test]
+    fn an_mtls_caller_without_metadata_keeps_its_principal() {
+        let t = inbound();
+        let principal: Arc<str> = Arc::from("spiffe://cluster.local/ns/default/sa/temperature-api");
+        let first = t
+            .take_peer(&mut HeaderMap::new(), Some(&principal))
+            .unwrap();
+        assert_eq!(first.principal, principal.as_ref());
+        assert!(first.workload.is_empty(), "the workload stays unknown");
+        // Cached: the same peer (and so the same metric edge) every time.
+        let again = t
+            .take_peer(&mut HeaderMap::new(), Some(&principal))
+            .unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        // Garbage metadata is no better than none.
+        let mut bad = HeaderMap::new();
+        bad.insert(
+            PEER_METADATA_HEADER,
+            HeaderValue::from_static("not-base64!"),
+        );
+        let p = t.take_peer(&mut bad, Some(&principal)).unwrap();
+        assert_eq!(p.principal, principal.as_ref());
+        assert!(bad.is_empty(), "exchange headers never reach the app");
+        // A plaintext caller without metadata is unknown.
+        assert!(t.take_peer(&mut HeaderMap::new(), None).is_none());
     }
 }

@@ -32,7 +32,9 @@ pub fn build(
     let mut compiled = compiler.compile(&config, version);
     if !compiled.rejected.is_empty() {
         let mut restored = false;
-        for d in &compiled.rejected {
+        // Warnings (a subset nobody defines answers 503 NC, as in Istio) are the
+        // user's intent and stay; only resources that failed to compile are restored.
+        for d in compiled.rejected.iter().filter(|d| d.is_error()) {
             if let Some((kind, ns, name)) = d.resource.as_deref().and_then(split_resource) {
                 restored |= restore_resource(&mut config, last_good, kind, ns, name);
             }
@@ -54,4 +56,51 @@ fn split_resource(r: &str) -> Option<(&str, &str, &str)> {
     let (kind, id) = r.split_once(' ')?;
     let (ns, name) = id.split_once('/')?;
     Some((kind, ns, name))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const VS: &str = "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews, SUBSET}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: default}
+spec:
+  ports: [{port: 9080, name: http}]
+";
+
+    #[test]
+    fn a_reload_with_only_warnings_takes_effect() {
+        let dir = std::env::temp_dir().join(format!("meshgate-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("vs.yaml");
+        let paths = vec![file.clone()];
+        std::fs::write(&file, VS.replace(", SUBSET", "")).unwrap();
+        let mut compiler = Compiler::new();
+        let first = build(&mut compiler, &paths, &ConfigSet::default(), 1);
+        assert!(first.diagnostics.iter().all(|d| !d.is_error()));
+
+        // A subset no DestinationRule defines: a warning, and the route sends there (NC).
+        std::fs::write(&file, VS.replace("SUBSET", "subset: v9")).unwrap();
+        let second = build(&mut compiler, &paths, &first.config, 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(second.diagnostics.iter().any(|d| d.message.contains("v9")));
+        let v9 = second
+            .snapshot
+            .clusters
+            .values()
+            .find(|c| c.subset.as_deref() == Some("v9"))
+            .expect("the edited route is live");
+        assert!(v9.missing.is_some());
+    }
 }

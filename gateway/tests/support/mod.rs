@@ -1,7 +1,10 @@
 //! Helpers shared by the integration tests: a minimal HTTP/1.1 client over a real
-//! loopback socket.
+//! loopback socket, a real Prometheus server, and the demo's processes.
 
 #![allow(dead_code)]
+
+pub mod demo;
+pub mod prometheus;
 
 use std::net::SocketAddr;
 
