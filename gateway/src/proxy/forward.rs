@@ -142,7 +142,7 @@ pub async fn forward(
             Ok((resp, info)) => {
                 log.upstream_host = Some(
                     info.peer_addr
-                        .map(|a| a.to_string())
+                        .map(hdr::socket_addr_string)
                         .unwrap_or_else(|| info.endpoint.address.clone()),
                 );
                 let status = resp.status();

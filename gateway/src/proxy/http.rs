@@ -305,7 +305,7 @@ fn redirect_reply(status: StatusCode, location: &str) -> LocalReply {
 }
 
 fn facts_of<B: hyper::body::Body>(req: &Request<B>, grpc: bool) -> RequestFacts {
-    let text = |name: &str| {
+    let text = |name: http::HeaderName| {
         req.headers()
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -324,9 +324,9 @@ fn facts_of<B: hyper::body::Body>(req: &Request<B>, grpc: bool) -> RequestFacts 
             http::Version::HTTP_10 => "HTTP/1.0",
             _ => "HTTP/1.1",
         },
-        user_agent: text("user-agent"),
-        request_id: text("x-request-id"),
-        forwarded_for: text("x-forwarded-for"),
+        user_agent: text(header::USER_AGENT),
+        request_id: text(hdr::X_REQUEST_ID),
+        forwarded_for: text(hdr::X_FORWARDED_FOR),
         request_bytes: req.body().size_hint().exact().unwrap_or(0),
         grpc,
         start: Some(std::time::SystemTime::now()),
@@ -362,7 +362,7 @@ fn effective_timeout(route: Option<Duration>, headers: &http::HeaderMap) -> Opti
         };
     }
     if let Some(g) = headers
-        .get("grpc-timeout")
+        .get(hdr::GRPC_TIMEOUT)
         .and_then(|v| parse_grpc_timeout(v.to_str().ok()?))
     {
         t = Some(t.map_or(g, |r| r.min(g)));

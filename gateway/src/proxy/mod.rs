@@ -11,8 +11,8 @@ pub mod local_reply;
 pub mod port;
 pub mod retry;
 pub mod server;
-pub mod telemetry;
 pub mod tcp;
+pub mod telemetry;
 
 use std::collections::HashMap;
 use std::sync::Arc;
