@@ -93,8 +93,9 @@ fn remove_connection_named(headers: &mut HeaderMap, keep_upgrade: bool) {
 }
 
 /// Appends the client address to `x-forwarded-for`, sets `x-forwarded-proto` when
-/// absent, and generates `x-request-id` when absent. Returns the request id.
-pub fn set_forwarding(headers: &mut HeaderMap, client: IpAddr, scheme: &str) -> HeaderValue {
+/// absent, and generates `x-request-id` when absent. Returns the request id as text
+/// (`None` when the client sent one that is not visible ASCII).
+pub fn set_forwarding(headers: &mut HeaderMap, client: IpAddr, scheme: &str) -> Option<String> {
     let mut ip = IpText::default();
     let ip = ip.format(client);
     let prev = headers
@@ -119,13 +120,23 @@ pub fn set_forwarding(headers: &mut HeaderMap, client: IpAddr, scheme: &str) -> 
             HeaderValue::from_static(if scheme == "https" { "https" } else { "http" }),
         );
     }
-    match headers.get(&X_REQUEST_ID) {
-        Some(v) if !v.is_empty() => v.clone(),
-        _ => {
-            let id = new_request_id();
-            headers.insert(X_REQUEST_ID, id.clone());
-            id
-        }
+    // Text straight from the header: cloning a freshly made HeaderValue would allocate.
+    if !headers.get(&X_REQUEST_ID).is_some_and(|v| !v.is_empty()) {
+        headers.insert(X_REQUEST_ID, new_request_id());
+    }
+    headers
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Small numbers (attempt counts, upstream milliseconds on a fast path) as header values
+/// without allocating.
+pub fn small_number(n: u64) -> HeaderValue {
+    const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    match DIGITS.get(n as usize) {
+        Some(d) => HeaderValue::from_static(d),
+        None => HeaderValue::from(n),
     }
 }
 
@@ -271,16 +282,24 @@ mod tests {
     fn forwarding_headers() {
         let mut h = HeaderMap::new();
         h.insert(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
-        let id = set_forwarding(&mut h, "127.0.0.1".parse().unwrap(), "http");
+        let id = set_forwarding(&mut h, "127.0.0.1".parse().unwrap(), "http").unwrap();
         assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
         assert_eq!(h[&X_FORWARDED_PROTO], "http");
         assert_eq!(id.len(), 36);
+        assert_eq!(h[&X_REQUEST_ID], id.as_str());
         let again = set_forwarding(&mut h, "127.0.0.1".parse().unwrap(), "http");
-        assert_eq!(again, id, "an existing request id is kept");
+        assert_eq!(again, Some(id), "an existing request id is kept");
         let mut h = HeaderMap::new();
         set_forwarding(&mut h, "::1".parse().unwrap(), "https");
         assert_eq!(h[&X_FORWARDED_FOR], "::1");
         assert_eq!(h[&X_FORWARDED_PROTO], "https");
+    }
+
+    #[test]
+    fn small_numbers() {
+        for n in [0u64, 1, 9, 10, 250, u64::MAX] {
+            assert_eq!(small_number(n), n.to_string().as_str());
+        }
     }
 
     #[test]

@@ -64,7 +64,8 @@ pub async fn handle(
         flag: flags::NONE,
         ..Default::default()
     };
-    let resp = match route_and_forward(&state, &snapshot, &conn, req, &mut log, grpc).await {
+    let routed = route_and_forward(&state, &snapshot, &conn, req, &facts, &mut log, grpc).await;
+    let resp = match routed {
         Ok(resp) => resp,
         Err(reply) => {
             log.flag = reply.flag;
@@ -82,22 +83,22 @@ async fn route_and_forward(
     snapshot: &Arc<Snapshot>,
     conn: &Arc<ConnInfo>,
     req: Request<Incoming>,
+    facts: &RequestFacts,
     log: &mut RequestLog,
     grpc: bool,
 ) -> Result<Response<Body>, LocalReply> {
-    let authority = request_authority(&req);
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/")
-        .to_string();
+    // Authority and path were read once for telemetry; routing reads the same text.
+    let authority = facts.authority.as_str();
+    let path_and_query = match facts.path.as_str() {
+        "" => "/",
+        p => p,
+    };
     let method = req.method().clone();
     let view = RequestView {
         method: method.as_str(),
         scheme: conn.scheme,
-        authority: &authority,
-        path_and_query: &path_and_query,
+        authority,
+        path_and_query,
         headers: req.headers(),
         port: conn.port,
         source_labels: state.source_labels(),
@@ -114,7 +115,7 @@ async fn route_and_forward(
             grpc,
             &inbound.action,
             None,
-            &authority,
+            authority,
         )
         .await;
     }
@@ -159,9 +160,9 @@ async fn route_and_forward(
         RouteDecision::NoRoute(nr) => {
             // A sidecar reaches a known service with no VirtualService by its default route.
             if nr.vhost.is_none() && state.role == Role::SidecarOutbound {
-                if let Some(action) = state.default_route(snapshot, &authority, conn.port) {
+                if let Some(action) = state.default_route(snapshot, authority, conn.port) {
                     return send_routed(
-                        state, snapshot, conn, req, log, grpc, &action, None, &authority,
+                        state, snapshot, conn, req, log, grpc, &action, None, authority,
                     )
                     .await;
                 }
@@ -169,7 +170,7 @@ async fn route_and_forward(
             return Err(LocalReply::new(
                 StatusCode::NOT_FOUND,
                 flags::NO_ROUTE,
-                nr.message(&authority, conn.port),
+                nr.message(authority, conn.port),
             ));
         }
     };
@@ -240,7 +241,7 @@ async fn route_and_forward(
         grpc,
         action,
         matched_prefix.as_deref(),
-        &authority,
+        authority,
     )
     .await?;
     if let (Some(policy), Some(origin)) = (&action.cors, &origin) {
@@ -277,8 +278,7 @@ async fn send_routed(
             )
         })?;
     hdr::strip_hop_by_hop(&mut parts.headers, is_upgrade);
-    let request_id = hdr::set_forwarding(&mut parts.headers, conn.remote.ip(), conn.scheme);
-    log.request_id = request_id.to_str().ok().map(str::to_string);
+    log.request_id = hdr::set_forwarding(&mut parts.headers, conn.remote.ip(), conn.scheme);
     state.on_upstream_request(&mut parts.headers, conn, log);
     let timeout = effective_timeout(action.timeout, &parts.headers);
     parts.headers.remove(hdr::X_ENVOY_UPSTREAM_RQ_TIMEOUT_MS);
