@@ -127,8 +127,10 @@ pub async fn forward(
             })?;
         *req.headers_mut() = parts.headers.clone();
         if attempt > 1 || retries > 0 {
-            req.headers_mut()
-                .insert(hdr::X_ENVOY_ATTEMPT_COUNT, HeaderValue::from(attempt));
+            req.headers_mut().insert(
+                hdr::X_ENVOY_ATTEMPT_COUNT,
+                hdr::small_number(attempt.into()),
+            );
         }
         let per_try = action.retries.per_try_timeout;
         let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -142,7 +144,7 @@ pub async fn forward(
             Ok((resp, info)) => {
                 log.upstream_host = Some(
                     info.peer_addr
-                        .map(|a| a.to_string())
+                        .map(hdr::socket_addr_string)
                         .unwrap_or_else(|| info.endpoint.address.clone()),
                 );
                 let status = resp.status();
@@ -194,7 +196,7 @@ pub async fn forward(
                 let upstream_ms = started.elapsed().as_millis() as u64;
                 resp.headers_mut().insert(
                     hdr::X_ENVOY_UPSTREAM_SERVICE_TIME,
-                    HeaderValue::from(upstream_ms),
+                    hdr::small_number(upstream_ms),
                 );
                 Ok(resp.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync()))
             }

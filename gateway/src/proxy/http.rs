@@ -80,7 +80,8 @@ pub async fn handle(
             }))
         }),
     };
-    let resp = match route_and_forward(&state, &snapshot, &conn, req, &mut log, grpc).await {
+    let routed = route_and_forward(&state, &snapshot, &conn, req, &facts, &mut log, grpc).await;
+    let resp = match routed {
         Ok(resp) => resp,
         Err(reply) => {
             log.flag = reply.flag;
@@ -102,22 +103,22 @@ async fn route_and_forward(
     snapshot: &Arc<Snapshot>,
     conn: &Arc<ConnInfo>,
     req: Request<Body>,
+    facts: &RequestFacts,
     log: &mut RequestLog,
     grpc: bool,
 ) -> Result<Response<Body>, LocalReply> {
-    let authority = request_authority(&req);
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/")
-        .to_string();
+    // Authority and path were read once for telemetry; routing reads the same text.
+    let authority = facts.authority.as_str();
+    let path_and_query = match facts.path.as_str() {
+        "" => "/",
+        p => p,
+    };
     let method = req.method().clone();
     let view = RequestView {
         method: method.as_str(),
         scheme: conn.scheme,
-        authority: &authority,
-        path_and_query: &path_and_query,
+        authority,
+        path_and_query,
         headers: req.headers(),
         port: conn.port,
         source_labels: state.source_labels(),
@@ -134,7 +135,7 @@ async fn route_and_forward(
             grpc,
             &inbound.action,
             None,
-            &authority,
+            authority,
         )
         .await;
     }
@@ -179,9 +180,9 @@ async fn route_and_forward(
         RouteDecision::NoRoute(nr) => {
             // A sidecar reaches a known service with no VirtualService by its default route.
             if nr.vhost.is_none() && state.role == Role::SidecarOutbound {
-                if let Some(action) = state.default_route(snapshot, &authority, conn.port) {
+                if let Some(action) = state.default_route(snapshot, authority, conn.port) {
                     return send_routed(
-                        state, snapshot, conn, req, log, grpc, &action, None, &authority,
+                        state, snapshot, conn, req, log, grpc, &action, None, authority,
                     )
                     .await;
                 }
@@ -189,7 +190,7 @@ async fn route_and_forward(
             return Err(LocalReply::new(
                 StatusCode::NOT_FOUND,
                 flags::NO_ROUTE,
-                nr.message(&authority, conn.port),
+                nr.message(authority, conn.port),
             ));
         }
     };
@@ -265,7 +266,7 @@ async fn route_and_forward(
         grpc,
         action,
         matched_prefix.as_deref(),
-        &authority,
+        authority,
     )
     .await?;
     if let (Some(policy), Some(origin)) = (&action.cors, &origin) {
@@ -302,8 +303,7 @@ async fn send_routed(
             )
         })?;
     hdr::strip_hop_by_hop(&mut parts.headers, is_upgrade);
-    let request_id = hdr::set_forwarding(&mut parts.headers, conn.remote.ip(), conn.scheme);
-    log.request_id = request_id.to_str().ok().map(str::to_string);
+    log.request_id = hdr::set_forwarding(&mut parts.headers, conn.remote.ip(), conn.scheme);
     state.on_upstream_request(&mut parts.headers, conn, log);
     let timeout = effective_timeout(action.timeout, &parts.headers);
     parts.headers.remove(hdr::X_ENVOY_UPSTREAM_RQ_TIMEOUT_MS);
@@ -345,7 +345,7 @@ fn redirect_reply(status: StatusCode, location: &str) -> LocalReply {
 }
 
 fn facts_of<B: hyper::body::Body>(req: &Request<B>, grpc: bool) -> RequestFacts {
-    let text = |name: &str| {
+    let text = |name: http::HeaderName| {
         req.headers()
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -364,9 +364,9 @@ fn facts_of<B: hyper::body::Body>(req: &Request<B>, grpc: bool) -> RequestFacts 
             http::Version::HTTP_10 => "HTTP/1.0",
             _ => "HTTP/1.1",
         },
-        user_agent: text("user-agent"),
-        request_id: text("x-request-id"),
-        forwarded_for: text("x-forwarded-for"),
+        user_agent: text(header::USER_AGENT),
+        request_id: text(hdr::X_REQUEST_ID),
+        forwarded_for: text(hdr::X_FORWARDED_FOR),
         request_bytes: req.body().size_hint().exact().unwrap_or(0),
         grpc,
         start: Some(std::time::SystemTime::now()),
@@ -402,7 +402,7 @@ fn effective_timeout(route: Option<Duration>, headers: &http::HeaderMap) -> Opti
         };
     }
     if let Some(g) = headers
-        .get("grpc-timeout")
+        .get(hdr::GRPC_TIMEOUT)
         .and_then(|v| parse_grpc_timeout(v.to_str().ok()?))
     {
         t = Some(t.map_or(g, |r| r.min(g)));

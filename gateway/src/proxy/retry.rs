@@ -28,7 +28,12 @@ pub enum Outcome {
 
 /// gRPC status in a (trailers-only) response's headers.
 pub fn grpc_status_of(headers: &HeaderMap) -> Option<u32> {
-    headers.get("grpc-status")?.to_str().ok()?.parse().ok()
+    headers
+        .get(super::headers::GRPC_STATUS)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 pub fn is_idempotent(m: &Method) -> bool {

@@ -13,7 +13,7 @@ use super::{Completed, Observer, Role, Workload};
 use crate::telemetry::{
     strip_peer_headers, AccessLog, AccessLogEntry, DestinationService, EdgeHandle, HttpRecord,
     Metrics, PeerInfo, PeerMetadata, PeerNodeId, ProxyIdentity, ProxyKind, RequestProtocol,
-    ResponseFlags, PEER_METADATA_HEADER,
+    ResponseFlags, PEER_METADATA, PEER_METADATA_HEADER, PEER_METADATA_ID,
 };
 
 /// Bound on cached peers and edges: peer metadata comes from the network.
@@ -99,11 +99,8 @@ impl ProxyTelemetry {
     /// gateway or outbound sidecar; responses from an inbound sidecar).
     pub fn insert_own(&self, headers: &mut HeaderMap) {
         if !self.own_metadata.is_empty() {
-            headers.insert(PEER_METADATA_HEADER, self.own_metadata.clone());
-            headers.insert(
-                crate::telemetry::PEER_METADATA_ID_HEADER,
-                self.own_id.clone(),
-            );
+            headers.insert(PEER_METADATA, self.own_metadata.clone());
+            headers.insert(PEER_METADATA_ID, self.own_id.clone());
         }
     }
 
@@ -115,7 +112,7 @@ impl ProxyTelemetry {
         headers: &mut HeaderMap,
         principal: Option<&Arc<str>>,
     ) -> Option<Arc<PeerInfo>> {
-        let raw = headers.get(PEER_METADATA_HEADER).cloned();
+        let raw = headers.get(PEER_METADATA).cloned();
         strip_peer_headers(headers);
         if raw.is_none() && principal.is_none() {
             return None;

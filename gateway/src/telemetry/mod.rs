@@ -35,5 +35,5 @@ pub use labels::{
 };
 pub use peer_metadata::{
     strip_peer_headers, PeerMetadata, PeerMetadataError, PeerNodeId, MAX_PEER_METADATA_LEN,
-    PEER_METADATA_HEADER, PEER_METADATA_ID_HEADER,
+    PEER_METADATA, PEER_METADATA_HEADER, PEER_METADATA_ID, PEER_METADATA_ID_HEADER,
 };

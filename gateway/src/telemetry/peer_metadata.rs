@@ -11,7 +11,7 @@ use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use prost::Message as _;
 use prost_types::value::Kind;
 use prost_types::{Struct, Value};
@@ -20,6 +20,10 @@ use super::identity::{PeerInfo, DEFAULT_CLUSTER};
 
 pub const PEER_METADATA_HEADER: &str = "x-envoy-peer-metadata";
 pub const PEER_METADATA_ID_HEADER: &str = "x-envoy-peer-metadata-id";
+/// The same names as parsed `HeaderName`s: a `&str` name is parsed again on every
+/// lookup, which the request path does several times per request.
+pub const PEER_METADATA: HeaderName = HeaderName::from_static(PEER_METADATA_HEADER);
+pub const PEER_METADATA_ID: HeaderName = HeaderName::from_static(PEER_METADATA_ID_HEADER);
 
 /// Headers longer than this are refused before decoding.
 pub const MAX_PEER_METADATA_LEN: usize = 16 * 1024;
@@ -192,7 +196,7 @@ impl PeerMetadata {
     /// present but malformed.
     pub fn from_headers(headers: &HeaderMap) -> Option<Result<PeerMetadata, PeerMetadataError>> {
         headers
-            .get(PEER_METADATA_HEADER)
+            .get(PEER_METADATA)
             .map(|v| PeerMetadata::from_header_value(v.as_bytes()))
     }
 
@@ -201,10 +205,10 @@ impl PeerMetadata {
         // Base64 and the id's characters are always valid header bytes; the id's parts
         // come from our own configuration, so a failure only skips the id header.
         if let Ok(v) = HeaderValue::from_str(&self.to_header_value()) {
-            headers.insert(PEER_METADATA_HEADER, v);
+            headers.insert(PEER_METADATA, v);
         }
         if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
-            headers.insert(PEER_METADATA_ID_HEADER, v);
+            headers.insert(PEER_METADATA_ID, v);
         }
     }
 }
@@ -212,8 +216,8 @@ impl PeerMetadata {
 /// Removes both exchange headers, before a request or response leaves the mesh or
 /// reaches the application.
 pub fn strip_peer_headers(headers: &mut HeaderMap) {
-    headers.remove(PEER_METADATA_HEADER);
-    headers.remove(PEER_METADATA_ID_HEADER);
+    headers.remove(PEER_METADATA);
+    headers.remove(PEER_METADATA_ID);
 }
 
 /// Envoy's node id, `TYPE~IP~POD.NAMESPACE~NAMESPACE.svc.cluster.local`
