@@ -89,6 +89,10 @@ def main():
     text, md = [], []
     head = f"{envd.get('date', '?')} on {envd.get('cpu', '?')} ({envd.get('host', '?')}); {envd.get('params', '')}"
     text.append(f"Results: {d}\n{head}\nload average before/after: {envd.get('loadavg_before', '?')} / {envd.get('loadavg_after', '?')}; machine busy before: {envd.get('machine_busy_before_pct', '?')}%")
+    if envd.get("smoke") == "1":
+        note = f"SMOKE run ({envd.get('meshgate', '?')}): ~1 s runs, numbers only show that everything works"
+        text.append(note)
+        md.append(note + "\n")
     md.append(f"Run: {head}. Load average before/after {envd.get('loadavg_before', '?')} / {envd.get('loadavg_after', '?')}.")
     for mode, title in MODES.items():
         targets = [t for t in ORDER if (mode, t) in S]
