@@ -15,6 +15,8 @@ def _nice_max(v):
 
 
 def _fmt(v):
+    if v == 0:
+        return "0"
     if v >= 10000:
         return f"{v / 1000:.0f}k"
     if v >= 1000:
@@ -49,11 +51,12 @@ def _panel(x0, y0, w, h, title, groups, series, values, unit):
             out.append(f'<text x="{x + (bw - 2) / 2:.1f}" y="{y0 + h - bh - 3:.1f}" text-anchor="middle" font-size="9">{_fmt(v)}</text>')
         out.append(f'<text x="{x0 + gi * gw + gw / 2:.1f}" y="{y0 + h + 16}" text-anchor="middle" font-size="12">{escape(g)}</text>')
     # legend
+    lx = x0
     for si, s in enumerate(series):
-        lx = x0 + si * 120
         ly = y0 + h + 32
         out.append(f'<rect x="{lx}" y="{ly - 9}" width="10" height="10" fill="{COLORS[si % len(COLORS)]}"/>')
         out.append(f'<text x="{lx + 14}" y="{ly}" font-size="11">{escape(s)}</text>')
+        lx += 14 + 5.8 * len(s) + 12
     return out
 
 

@@ -23,6 +23,9 @@ start_all() {
             meshgate)
                 for p in 18111 18112 18113; do port_busy "$p" && die "port $p is already in use (not ours)"; done
                 start_comp meshgate 18110 "$MESHGATE_BIN" "${MESHGATE_ARGS[@]}" ;;
+            baseline)
+                for p in 18141 18142 18143; do port_busy "$p" && die "port $p is already in use (not ours)"; done
+                start_comp baseline 18140 "$BASELINE_BIN" "${BASELINE_ARGS[@]}" ;;
         esac
     done
 }

@@ -13,6 +13,8 @@
 #   RATE=1000 RATE_CLIENTS=10 (fixed-rate mode, HTTP/1.1 via h2load --rps)
 #   EXTRAS="reload sidecar conns route"   (any subset; "" for none)
 #   PROFILE=release (cargo profile) or MESHGATE_BIN=/path/to/meshgate (no build)
+#   BASELINE_BIN=/path/to/other/meshgate   adds target "baseline": the same gateway
+#       config served by another build, measured in the same interleaved rounds
 #   WORKERS=  (meshgate --workers; default: its own default, one per core)
 #   INSTALL=1 (apt-get the tools when missing)   RESULTS=tests/bench/results/<stamp>
 #   QUIET_MAX_BUSY=25 QUIET_WAIT=0 (s to wait for other tenants' load to calm down)
@@ -33,7 +35,8 @@ fi
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-8}
 WARMUP=${WARMUP:-2}
-TARGETS=${TARGETS:-"direct nginx haproxy meshgate"}
+BASELINE_BIN=${BASELINE_BIN:-}
+TARGETS=${TARGETS:-"direct nginx haproxy meshgate${BASELINE_BIN:+ baseline}"}
 MODES=${MODES:-"h1 h2c grpc fixed"}
 CONNS=${CONNS:-32}
 THREADS=${THREADS:-1}
@@ -58,9 +61,9 @@ for v in ROUNDS DURATION WARMUP CONNS RATE RATE_CLIENTS; do
 done
 [ "$RATE" -ge "$RATE_CLIENTS" ] || die "RATE must be at least RATE_CLIENTS"
 
-declare -A H1PORT=([direct]=18080 [nginx]=18101 [haproxy]=18102 [meshgate]=18110)
-declare -A H2PORT=([direct]=18081 [nginx]=18201 [haproxy]=18202 [meshgate]=18110)
-declare -A COMP=([direct]=backend [nginx]=nginx [haproxy]=haproxy [meshgate]=meshgate)
+declare -A H1PORT=([direct]=18080 [nginx]=18101 [haproxy]=18102 [meshgate]=18110 [baseline]=18140)
+declare -A H2PORT=([direct]=18081 [nginx]=18201 [haproxy]=18202 [meshgate]=18110 [baseline]=18140)
+declare -A COMP=([direct]=backend [nginx]=nginx [haproxy]=haproxy [meshgate]=meshgate [baseline]=baseline)
 
 SAMPLER_PID=""
 cleanup() {
@@ -97,6 +100,7 @@ write_configs
     echo "h2load: $(h2load --version 2>/dev/null | head -1 | awk '{print $NF}')"
     echo "meshgate: $MESHGATE_BIN (profile $PROFILE, commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$(git -C "$REPO" diff --quiet 2>/dev/null || echo +dirty))"
     echo "meshgate_args: ${MESHGATE_ARGS[*]}"
+    [ -n "$BASELINE_BIN" ] && echo "baseline: $BASELINE_BIN"
     echo "params: rounds=$ROUNDS duration=${DURATION}s warmup=${WARMUP}s wrk=-t$THREADS/-c$CONNS h2load=-c$H2_CLIENTS/-m$H2_STREAMS fixed=${RATE}rps/$RATE_CLIENTS conns"
     echo "smoke: $SMOKE"
     echo "loadavg_before: $(cut -d' ' -f1-3 /proc/loadavg)"

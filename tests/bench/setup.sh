@@ -41,7 +41,11 @@ ensure_tools() {
     fi
     local t keep=()
     for t in $TARGETS; do
-        [ -n "${COMP[$t]:-}" ] || die "unknown target '$t' (direct nginx haproxy meshgate)"
+        [ -n "${COMP[$t]:-}" ] || die "unknown target '$t' (direct nginx haproxy meshgate baseline)"
+        if [ "$t" = baseline ]; then
+            [ -x "$BASELINE_BIN" ] || die "target baseline needs BASELINE_BIN (an executable meshgate)"
+            cp "$BASELINE_BIN" "$RESULTS/run/meshgate-baseline" && BASELINE_BIN="$RESULTS/run/meshgate-baseline"
+        fi
         if [ "$t" = haproxy ] && ! command -v haproxy >/dev/null; then
             skip "target haproxy: haproxy is not installed"; continue
         fi
@@ -144,4 +148,12 @@ write_configs() {
         --port-map 80=18110 --admin 127.0.0.1:18111 --health 127.0.0.1:18112
         --metrics 127.0.0.1:18113 --access-log-format off --reload-interval 200ms)
     [ -n "$WORKERS" ] && MESHGATE_ARGS+=(--workers "$WORKERS")
+    BASELINE_ARGS=("${MESHGATE_ARGS[@]}")
+    local i
+    for i in "${!BASELINE_ARGS[@]}"; do
+        case ${BASELINE_ARGS[$i]} in
+            80=18110) BASELINE_ARGS[$i]=80=18140 ;;
+            127.0.0.1:1811[123]) BASELINE_ARGS[$i]=127.0.0.1:1814${BASELINE_ARGS[$i]: -1} ;;
+        esac
+    done
 }

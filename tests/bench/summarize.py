@@ -26,7 +26,7 @@ import chart  # noqa: E402
 
 MODES = {"h1": "HTTP/1.1 (wrk, saturated)", "h2c": "h2c (h2load, saturated)",
          "grpc": "gRPC-style POST over h2c (h2load, saturated)", "fixed": "HTTP/1.1 at a fixed rate (h2load --rps)"}
-ORDER = ["direct", "nginx", "haproxy", "meshgate"]
+ORDER = ["direct", "nginx", "haproxy", "meshgate", "baseline"]
 
 
 def load(path):
@@ -89,6 +89,10 @@ def main():
     text, md = [], []
     head = f"{envd.get('date', '?')} on {envd.get('cpu', '?')} ({envd.get('host', '?')}); {envd.get('params', '')}"
     text.append(f"Results: {d}\n{head}\nload average before/after: {envd.get('loadavg_before', '?')} / {envd.get('loadavg_after', '?')}; machine busy before: {envd.get('machine_busy_before_pct', '?')}%")
+    if envd.get("smoke") == "1":
+        note = f"SMOKE run ({envd.get('meshgate', '?')}): ~1 s runs, numbers only show that everything works"
+        text.append(note)
+        md.append(note + "\n")
     md.append(f"Run: {head}. Load average before/after {envd.get('loadavg_before', '?')} / {envd.get('loadavg_after', '?')}.")
     for mode, title in MODES.items():
         targets = [t for t in ORDER if (mode, t) in S]
@@ -189,6 +193,10 @@ def targets_report(S, x, sidecar_added):
         hr = f", {g['rps'] / h['rps']:.2f}× HAProxy (target ≥ 1.0)" if h else ""
         out.append(f"#1 HTTP/1.1 req/s: {r:.2f}× nginx (target ≥ 1.25){hr}")
         out.append(f"#2 CPU-µs/req: {g['cpu_us']:.1f} vs nginx {n['cpu_us']:.1f} = {g['cpu_us'] / n['cpu_us']:.2f}× (target ≤ 0.8×)")
+    b = S.get(("h1", "baseline"))
+    if g and b:
+        out.append(f"meshgate vs baseline build (HTTP/1.1): req/s {g['rps'] / b['rps']:.2f}×, "
+                   f"CPU-µs/req {g['cpu_us']:.1f} vs {b['cpu_us']:.1f} ({g['cpu_us'] / b['cpu_us']:.2f}×)")
     f, fd, fn = S.get(("fixed", "meshgate")), S.get(("fixed", "direct")), S.get(("fixed", "nginx"))
     if f and fd and fn:
         out.append(f"#3 added p99 at a fixed rate: {f['p99'] - fd['p99']:+.3f} ms vs nginx {fn['p99'] - fd['p99']:+.3f} ms (target ≤ nginx's)")

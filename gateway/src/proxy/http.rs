@@ -178,20 +178,25 @@ async fn route_and_forward(
             return Err(redirect_reply(StatusCode::MOVED_PERMANENTLY, &location));
         }
         RouteDecision::NoRoute(nr) => {
-            // A sidecar reaches a known service with no VirtualService by its default route.
-            if nr.vhost.is_none() && state.role == Role::SidecarOutbound {
-                if let Some(action) = state.default_route(snapshot, authority, conn.port) {
-                    return send_routed(
-                        state, snapshot, conn, req, log, grpc, &action, None, authority,
-                    )
-                    .await;
+            // A sidecar reaches a known service with no VirtualService by its default
+            // route. The RouteAction is built in the statement that boxes its future, so
+            // it never sits in this (every request's) future across the await.
+            let sent = match (nr.vhost.is_none() && state.role == Role::SidecarOutbound)
+                .then(|| state.default_route(snapshot, authority, conn.port))
+                .flatten()
+            {
+                Some(action) => {
+                    send_default_route(state, snapshot, conn, req, log, grpc, action, authority)
                 }
-            }
-            return Err(LocalReply::new(
-                StatusCode::NOT_FOUND,
-                flags::NO_ROUTE,
-                nr.message(authority, conn.port),
-            ));
+                None => {
+                    return Err(LocalReply::new(
+                        StatusCode::NOT_FOUND,
+                        flags::NO_ROUTE,
+                        nr.message(authority, conn.port),
+                    ))
+                }
+            };
+            return sent.await;
         }
     };
     log.route_name = Some(
@@ -273,6 +278,30 @@ async fn route_and_forward(
         policy.apply_response(origin, resp.headers_mut());
     }
     Ok(resp)
+}
+
+type Sent<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Response<Body>, LocalReply>> + Send + 'a>,
+>;
+
+/// `send_routed` with an action of its own, boxed.
+#[allow(clippy::too_many_arguments)]
+fn send_default_route<'a>(
+    state: &'a Arc<ProxyState>,
+    snapshot: &'a Arc<Snapshot>,
+    conn: &'a Arc<ConnInfo>,
+    req: Request<Body>,
+    log: &'a mut RequestLog,
+    grpc: bool,
+    action: RouteAction,
+    authority: &'a str,
+) -> Sent<'a> {
+    Box::pin(async move {
+        send_routed(
+            state, snapshot, conn, req, log, grpc, &action, None, authority,
+        )
+        .await
+    })
 }
 
 /// Hands a routed request to the upstream stage: header hygiene, timeout, then

@@ -131,10 +131,16 @@ pub async fn serve_connection(
             any_passthrough,
         } => (acceptor.clone(), *any_passthrough),
     };
+    // The TLS paths are boxed: inline, their handshake futures would size every plain
+    // HTTP connection's task (kept for as long as the connection stays open).
     if !any_passthrough {
-        return terminate(&plan, &acceptor, state, tcp, info, watcher).await;
+        return Box::pin(terminate(&plan, &acceptor, state, tcp, info, watcher)).await;
     }
-    let hello = match peek_client_hello(&mut tcp, crate::tls::DEFAULT_HANDSHAKE_TIMEOUT).await {
+    let peek = Box::pin(peek_client_hello(
+        &mut tcp,
+        crate::tls::DEFAULT_HANDSHAKE_TIMEOUT,
+    ));
+    let hello = match peek.await {
         Ok(h) => h,
         Err(e) => {
             tracing::debug!(port = info.port, remote = %info.remote, "closing: {e}");
@@ -147,9 +153,9 @@ pub async fn serve_connection(
         Some(i) if acceptor.is_passthrough(i) => {
             info.sni = sni.map(Arc::from);
             info.scheme = "tls";
-            tcp::proxy(&state, io, &info, L4::Passthrough).await
+            Box::pin(tcp::proxy(&state, io, &info, L4::Passthrough)).await
         }
-        Some(_) => terminate(&plan, &acceptor, state, io, info, watcher).await,
+        Some(_) => Box::pin(terminate(&plan, &acceptor, state, io, info, watcher)).await,
         None => tracing::debug!(
             port = info.port,
             "closing: no server for SNI {}",

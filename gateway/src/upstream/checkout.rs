@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::cluster::{limit, PendingGuard};
+use super::cluster::{limit, CxGuard, PendingGuard};
 use super::connect;
 use super::error::UpstreamError;
 use super::pool::{self, H1Conn, H2Conn};
@@ -17,6 +17,20 @@ impl Exchange<'_> {
             *pending = Some(self.state.start_pending(max)?);
         }
         Ok(())
+    }
+
+    // Opening a connection is boxed: its futures (connect, TLS, handshake) are the
+    // largest part of a request's state machine, and every request future is sized for
+    // its largest path — while pooled requests never take this one. Smaller request
+    // futures are cheaper to move and to keep per idle downstream connection.
+    async fn open_h1(&self, slot: CxGuard) -> Result<H1Conn, UpstreamError> {
+        let conn = connect::open(self.cluster, slot, self.tls, &[b"http/1.1"]).await?;
+        pool::handshake_h1(conn, &self.ep.address, self.idle_timeout()).await
+    }
+
+    async fn open_h2(&self, slot: CxGuard) -> Result<H2Conn, UpstreamError> {
+        let conn = connect::open(self.cluster, slot, self.tls, &[b"h2"]).await?;
+        pool::handshake_h2(conn, &self.ep.address, self.idle_timeout()).await
     }
 
     pub(crate) async fn acquire_h1(&self) -> Result<(H1Conn, bool), UpstreamError> {
@@ -35,8 +49,7 @@ impl Exchange<'_> {
             {
                 // Envoy counts a request as pending while its connection is set up.
                 self.ensure_pending(&mut pending)?;
-                let conn = connect::open(self.cluster, slot, self.tls, &[b"http/1.1"]).await?;
-                let conn = pool::handshake_h1(conn, &self.ep.address, self.idle_timeout()).await?;
+                let conn = Box::pin(self.open_h1(slot)).await?;
                 return Ok((conn, false));
             }
             self.ensure_pending(&mut pending)?;
@@ -85,10 +98,7 @@ impl Exchange<'_> {
                 .reserve_connection(self.ep, limit(policy.max_connections))
             {
                 self.ensure_pending(&mut pending)?;
-                let opened = match connect::open(self.cluster, cx, self.tls, &[b"h2"]).await {
-                    Ok(c) => pool::handshake_h2(c, &self.ep.address, self.idle_timeout()).await,
-                    Err(e) => Err(e),
-                };
+                let opened = Box::pin(self.open_h2(cx)).await;
                 return match opened {
                     Ok(conn) => {
                         if !conn.shared.take_request(max_per_conn) {
