@@ -4,6 +4,7 @@ pub mod analyze;
 pub mod ca;
 pub mod demo;
 pub mod gateway;
+pub mod logging;
 pub mod plugin;
 pub mod route;
 pub mod runtime;
@@ -20,6 +21,10 @@ use clap::{Parser, Subcommand};
     about = "Ingress gateway and service-mesh sidecar that speaks Istio's API"
 )]
 pub struct Cli {
+    /// Log filter: LEVEL or LEVEL,target=LEVEL (off, error, warn, info, debug, trace).
+    /// Defaults to $MESHGATE_LOG, then $RUST_LOG, then `warn`, as Istio's proxies do.
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -45,6 +50,10 @@ pub enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = logging::init(cli.log_level.as_deref()) {
+        eprintln!("meshgate: {e:#}");
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Gateway(args) => gateway::run(args),
         Command::Demo(args) => demo::run(args),

@@ -61,10 +61,13 @@ impl Captured {
     /// so `RUST_LOG=debug cargo test` shows what happened).
     pub fn dispatch(&self) -> tracing::Dispatch {
         let layer = CaptureLayer(self.clone());
-        let print = std::env::var_os("RUST_LOG").map(|_| {
+        let print = std::env::var("RUST_LOG").ok().map(|spec| {
+            let filter = spec
+                .parse::<tracing_subscriber::filter::Targets>()
+                .unwrap_or_else(|_| tracing_subscriber::filter::Targets::new());
             tracing_subscriber::fmt::layer()
                 .with_test_writer()
-                .with_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_filter(filter)
         });
         tracing::Dispatch::new(tracing_subscriber::registry().with(layer).with(print))
     }

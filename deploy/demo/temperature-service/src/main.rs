@@ -17,9 +17,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .init();
+    tracing_subscriber::fmt().with_max_level(log_level()).init();
     let args = Args::parse();
     let listener = match TcpListener::bind(args.listen).await {
         Ok(listener) => listener,
@@ -46,4 +44,12 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `RUST_LOG` as one level (`info`, `debug`, ...); `warn` when unset or not a level.
+fn log_level() -> tracing::Level {
+    std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(tracing::Level::WARN)
 }
