@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use dashmap::DashMap;
+use foldhash::fast::RandomState;
 use http::{HeaderMap, HeaderValue};
 
 use super::{Completed, Observer, Role, Workload};
@@ -29,8 +30,10 @@ pub struct ProxyTelemetry {
     /// The service an inbound sidecar fronts.
     inbound_service: Arc<DestinationService>,
     namespace: String,
-    peers: DashMap<(HeaderValue, Option<Arc<str>>), Arc<PeerInfo>>,
-    edges: DashMap<(Arc<str>, usize, bool), Arc<EdgeHandle>>,
+    // foldhash, not SipHash: both are looked up on every request (randomly seeded,
+    // and the peer cache is bounded by MAX_CACHED).
+    peers: DashMap<(HeaderValue, Option<Arc<str>>), Arc<PeerInfo>, RandomState>,
+    edges: DashMap<(Arc<str>, usize, bool), Arc<EdgeHandle>, RandomState>,
     access_log: Option<AccessLog>,
 }
 
@@ -89,8 +92,8 @@ impl ProxyTelemetry {
                 .unwrap_or(HeaderValue::from_static("")),
             inbound_service: Arc::new(DestinationService::new(&fqdn, service, &workload.namespace)),
             namespace: workload.namespace.clone(),
-            peers: DashMap::new(),
-            edges: DashMap::new(),
+            peers: DashMap::with_hasher(RandomState::default()),
+            edges: DashMap::with_hasher(RandomState::default()),
             access_log,
         }
     }

@@ -12,6 +12,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use dashmap::DashMap;
+use foldhash::fast::RandomState;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::gauge::Gauge;
@@ -134,7 +135,7 @@ impl EdgeHandle {
 /// The `istio_*` metric families. Created once per process with [`IstioMetrics::new`].
 pub struct IstioMetrics {
     families: Families,
-    edges: DashMap<EdgeSpec, Arc<EdgeHandle>>,
+    edges: DashMap<EdgeSpec, Arc<EdgeHandle>, RandomState>,
     max_edges: usize,
     overflow_warned: AtomicBool,
 }
@@ -216,7 +217,7 @@ impl IstioMetrics {
 
         IstioMetrics {
             families,
-            edges: DashMap::new(),
+            edges: DashMap::with_hasher(RandomState::default()),
             max_edges: DEFAULT_MAX_EDGES,
             overflow_warned: AtomicBool::new(false),
         }
