@@ -251,6 +251,18 @@ async fn kiali_graph_queries_draw_the_demo_mesh() {
         "temperature-api → temperature-service"
     );
 
+    // The proxies' own upstream health series, scraped beside Istio's.
+    let pools = query(
+        p,
+        r#"meshgate_upstream_connections_total{cluster=~"outbound\\|.*temperature-(api|service).*"}"#,
+    )
+    .await
+    .unwrap();
+    assert!(
+        pools.iter().any(|s| sample_value(s) >= 1.0),
+        "no upstream connection counted towards the demo services: {pools:?}"
+    );
+
     let healthy = query(p, &error_ratio(GATEWAY_EDGE, r#"response_code=~"5.""#))
         .await
         .unwrap();

@@ -138,6 +138,7 @@ async fn serve(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     let upstream = Arc::new(ClusterManager::with_tls_connector(upstream_tls(
         &args, &workload,
     )?));
+    metrics.add_proxy_source(upstream.clone());
     let state = ProxyState::new(built.snapshot, upstream, Role::Gateway, workload)
         .with_telemetry(Arc::new(telemetry));
     let state = Arc::new(state);

@@ -139,6 +139,7 @@ async fn serve(args: SidecarArgs) -> anyhow::Result<ExitCode> {
         CredentialStore::without_root(),
     ));
     let upstream = Arc::new(ClusterManager::with_tls_connector(connector));
+    metrics.add_proxy_source(upstream.clone());
     let workload_for_inbound = workload;
     let service_port = args.service_port.unwrap_or(u32::from(args.app_port));
     let (route, locals) = local_app(args.app_port, service_port);

@@ -20,6 +20,7 @@ pub struct Metrics {
     pub istio: IstioMetrics,
     pub proxy: ProxyMetrics,
     extras: ExtraSources,
+    own: ExtraSources,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -36,11 +37,14 @@ impl Metrics {
         let proxy = ProxyMetrics::new(&mut registry);
         let extras = ExtraSources::default();
         registry.register_collector(Box::new(extras.clone()));
+        let own = ExtraSources::proxy_owned();
+        registry.register_collector(Box::new(own.clone()));
         Metrics {
             registry,
             istio,
             proxy,
             extras,
+            own,
         }
     }
 
@@ -56,6 +60,12 @@ impl Metrics {
     /// Adds a source of run-time-defined metrics (wasm plugins), encoded at each scrape.
     pub fn add_extra(&self, source: Arc<dyn ExtraMetrics>) {
         self.extras.add(source);
+    }
+
+    /// Adds a source of the proxy's own `meshgate_*` metrics read at scrape time (the
+    /// upstream clusters' connection, circuit-breaker and outlier counters).
+    pub fn add_proxy_source(&self, source: Arc<dyn ExtraMetrics>) {
+        self.own.add(source);
     }
 
     /// The OpenMetrics exposition, ending with `# EOF`.

@@ -58,8 +58,13 @@ impl ExtraValue {
 }
 
 /// The registered collector; sources are added at any time with [`ExtraSources::add`].
+/// Plugins' sources may not use the proxy's prefixes; the proxy's own (read at scrape
+/// time from its runtime state) must.
 #[derive(Clone, Default)]
-pub struct ExtraSources(Arc<RwLock<Vec<Arc<dyn ExtraMetrics>>>>);
+pub struct ExtraSources {
+    sources: Arc<RwLock<Vec<Arc<dyn ExtraMetrics>>>>,
+    proxy_owned: bool,
+}
 
 impl std::fmt::Debug for ExtraSources {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -68,8 +73,16 @@ impl std::fmt::Debug for ExtraSources {
 }
 
 impl ExtraSources {
+    /// Sources of the proxy's own `meshgate_*` metrics.
+    pub fn proxy_owned() -> ExtraSources {
+        ExtraSources {
+            sources: Arc::default(),
+            proxy_owned: true,
+        }
+    }
+
     pub fn add(&self, source: Arc<dyn ExtraMetrics>) {
-        self.0
+        self.sources
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .push(source);
@@ -77,7 +90,12 @@ impl ExtraSources {
 
     fn snapshot(&self) -> Vec<ExtraMetric> {
         let mut out = Vec::new();
-        for source in self.0.read().unwrap_or_else(|p| p.into_inner()).iter() {
+        for source in self
+            .sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
             source.collect(&mut out);
         }
         out
@@ -122,7 +140,8 @@ impl Collector for ExtraSources {
                     name = stripped.to_string();
                 }
             }
-            if name.is_empty() || name.starts_with("istio_") || name.starts_with("meshgate_") {
+            let reserved = name.starts_with("istio_") || name.starts_with("meshgate_");
+            if name.is_empty() || reserved != self.proxy_owned {
                 continue;
             }
             m.name = name.clone();

@@ -1,5 +1,7 @@
-//! The proxy's own health metrics (`meshgate_*`): connections, pools, active requests,
-//! outlier ejections, config reloads, plugin failures and dropped access-log lines.
+//! The proxy's own health metrics (`meshgate_*`): downstream connections, config
+//! reloads, plugin failures and dropped access-log lines. The upstream ones (pools,
+//! circuit breakers, ejections) are read from the clusters at scrape time
+//! (`upstream::metrics`).
 //! Each owner asks once for a small handle of cloned counters and keeps it.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -11,11 +13,6 @@ use prometheus_client::registry::Registry;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ListenerLabel {
     listener: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ClusterLabel {
-    cluster: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -33,11 +30,6 @@ struct ReloadLabel {
 pub struct ProxyMetrics {
     downstream_active: Family<ListenerLabel, Gauge>,
     downstream_total: Family<ListenerLabel, Counter>,
-    upstream_active: Family<ClusterLabel, Gauge>,
-    upstream_total: Family<ClusterLabel, Counter>,
-    requests_active: Family<ClusterLabel, Gauge>,
-    ejections_total: Family<ClusterLabel, Counter>,
-    ejections_active: Family<ClusterLabel, Gauge>,
     config_version: Gauge,
     reloads_ok: Counter,
     reloads_rejected: Counter,
@@ -57,11 +49,6 @@ impl ProxyMetrics {
         let m = ProxyMetrics {
             downstream_active: Family::default(),
             downstream_total: Family::default(),
-            upstream_active: Family::default(),
-            upstream_total: Family::default(),
-            requests_active: Family::default(),
-            ejections_total: Family::default(),
-            ejections_active: Family::default(),
             config_version: Gauge::default(),
             reloads_ok,
             reloads_rejected,
@@ -79,31 +66,6 @@ impl ProxyMetrics {
             "downstream_connections",
             "Downstream connections accepted, per listener",
             m.downstream_total.clone(),
-        );
-        r.register(
-            "upstream_connections_active",
-            "Upstream pool connections open now, per cluster",
-            m.upstream_active.clone(),
-        );
-        r.register(
-            "upstream_connections",
-            "Upstream connections established, per cluster",
-            m.upstream_total.clone(),
-        );
-        r.register(
-            "upstream_requests_active",
-            "Requests in flight to each cluster",
-            m.requests_active.clone(),
-        );
-        r.register(
-            "outlier_ejections",
-            "Hosts ejected by outlier detection",
-            m.ejections_total.clone(),
-        );
-        r.register(
-            "outlier_ejections_active",
-            "Hosts currently ejected by outlier detection",
-            m.ejections_active.clone(),
         );
         r.register(
             "config_version",
@@ -141,20 +103,6 @@ impl ProxyMetrics {
         ListenerStats {
             active: self.downstream_active.get_or_create(&l).clone(),
             total: self.downstream_total.get_or_create(&l).clone(),
-        }
-    }
-
-    /// Handles for one upstream cluster (`outbound|80||svc.ns.svc.cluster.local`).
-    pub fn cluster(&self, name: &str) -> ClusterStats {
-        let l = ClusterLabel {
-            cluster: name.to_string(),
-        };
-        ClusterStats {
-            connections_active: self.upstream_active.get_or_create(&l).clone(),
-            connections_total: self.upstream_total.get_or_create(&l).clone(),
-            requests_active: self.requests_active.get_or_create(&l).clone(),
-            ejections_total: self.ejections_total.get_or_create(&l).clone(),
-            ejections_active: self.ejections_active.get_or_create(&l).clone(),
         }
     }
 
@@ -199,39 +147,6 @@ impl ListenerStats {
     pub fn connection_opened(&self) -> ActiveGuard {
         self.total.inc();
         ActiveGuard::new(self.active.clone())
-    }
-}
-
-/// Per-cluster handles.
-#[derive(Clone, Debug)]
-pub struct ClusterStats {
-    connections_active: Gauge,
-    connections_total: Counter,
-    requests_active: Gauge,
-    ejections_total: Counter,
-    ejections_active: Gauge,
-}
-
-impl ClusterStats {
-    /// Counts a new pooled upstream connection; active until the guard drops.
-    pub fn connection_opened(&self) -> ActiveGuard {
-        self.connections_total.inc();
-        ActiveGuard::new(self.connections_active.clone())
-    }
-
-    /// Counts a request in flight to this cluster until the guard drops.
-    pub fn request_started(&self) -> ActiveGuard {
-        ActiveGuard::new(self.requests_active.clone())
-    }
-
-    /// A host was ejected; call [`ClusterStats::host_restored`] when it returns.
-    pub fn host_ejected(&self) {
-        self.ejections_total.inc();
-        self.ejections_active.inc();
-    }
-
-    pub fn host_restored(&self) {
-        self.ejections_active.dec();
     }
 }
 

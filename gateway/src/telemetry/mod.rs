@@ -22,7 +22,7 @@ pub use exposition::{
     openmetrics_to_prometheus_text, Metrics, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_TEXT_CONTENT_TYPE,
 };
 pub use extra::{ExtraMetric, ExtraMetrics, ExtraValue};
-pub use health::{ActiveGuard, ClusterStats, ListenerStats, PluginStats, ProxyMetrics};
+pub use health::{ActiveGuard, ListenerStats, PluginStats, ProxyMetrics};
 pub use histogram::{AtomicHistogram, BucketLayout, DURATION_BUCKETS_MS, SIZE_BUCKETS_BYTES};
 pub use identity::{
     spiffe_principal, DestinationService, EdgeSpec, PeerInfo, ProxyIdentity, ProxyKind,

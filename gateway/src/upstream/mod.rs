@@ -14,6 +14,7 @@ mod error;
 mod guards;
 mod hash;
 mod lb;
+mod metrics;
 mod outlier;
 mod pool;
 mod send;

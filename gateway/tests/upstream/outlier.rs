@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use meshgate::router::snapshot::{ClusterPolicy, LoadBalancerPolicy, OutlierPolicy};
+use meshgate::router::snapshot::{
+    ClusterPolicy, LoadBalancerPolicy, OutlierPolicy, UpstreamProtocol,
+};
 
 use crate::support::*;
 
@@ -21,6 +23,49 @@ fn outlier(consecutive_5xx: u32, gateway: u32, base_ms: u64, max_percent: u32) -
         }),
         ..Default::default()
     }
+}
+
+/// The same counters reach the Prometheus exposition as `meshgate_*` series.
+#[tokio::test]
+async fn ejections_and_pool_usage_are_exported_as_metrics() {
+    let bad = Backend::start().await;
+    let good = Backend::start().await;
+    bad.set_status(503);
+    let c = http1(&[bad.addr, good.addr], outlier(2, 0, 60_000, 100));
+    let unused = cluster(
+        "outbound|80||unused.default.svc.cluster.local",
+        vec![endpoint(good.addr.to_string())],
+        UpstreamProtocol::Http1,
+        ClusterPolicy::default(),
+    );
+    let mgr = std::sync::Arc::new(manager_with(&[&c, &unused]));
+    let metrics = meshgate::telemetry::Metrics::new("test");
+    metrics.add_proxy_source(mgr.clone());
+    for _ in 0..6 {
+        get(&mgr, &c, "/").await.unwrap();
+    }
+    let text = metrics.encode_prometheus_text();
+    let name = c.name.to_string();
+    for series in [
+        format!("meshgate_outlier_ejections_total{{cluster=\"{name}\"}} 1\n"),
+        format!("meshgate_outlier_ejections_active{{cluster=\"{name}\"}} 1\n"),
+        format!("meshgate_upstream_connections_total{{cluster=\"{name}\"}} 2\n"),
+        format!("meshgate_upstream_connections_active{{cluster=\"{name}\"}} 2\n"),
+        format!("meshgate_upstream_requests_active{{cluster=\"{name}\"}} 0\n"),
+        format!(
+            "meshgate_upstream_overflow_total{{cluster=\"{name}\",limit=\"max_connections\"}} 0\n"
+        ),
+    ] {
+        assert!(text.contains(&series), "missing {series:?} in:\n{text}");
+    }
+    assert!(
+        text.contains("# TYPE meshgate_outlier_ejections_total counter"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&unused.name.to_string()),
+        "a cluster no request reached stays out of the scrape"
+    );
 }
 
 #[tokio::test]
