@@ -139,7 +139,7 @@ def main():
         md += ["", "**Sidecar pair with mTLS at a fixed rate**", "", sc[1]]
     route = d / "route.txt"
     if route.exists():
-        lines = [l.strip() for l in route.read_text().splitlines() if "VirtualServices" in l and ("p99" in l or "compile" in l)]
+        lines = [l.strip() for l in route.read_text().splitlines() if "VirtualServices" in l and ("p99" in l or "compile" in l or "heap" in l)]
         if lines:
             text += ["", "Route lookup (criterion bench route_lookup)"] + ["  " + l for l in lines]
             md += ["", "**Route lookup** (`cargo bench -p meshgate --bench route_lookup`)", "", "```"] + lines + ["```"]
