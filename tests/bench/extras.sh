@@ -154,3 +154,68 @@ extra_route() {
         { skip "route: cargo bench failed (see route.txt)"; return; }
     grep -E 'VirtualServices' "$RESULTS/route.txt" | sed 's/^ *//' >&2
 }
+
+# The cost of a header-adding wasm plugin (plugins/add-headers, built here for
+# wasm32-wasip1): a second gateway with the same config plus the WasmPlugin, measured
+# with wrk in interleaved rounds against the one without. Reports req/s with/without
+# and CPU-µs per request of each.
+wasm_yaml() {   # wasm file
+    gateway_yaml
+    cat <<EOF
+---
+apiVersion: extensions.istio.io/v1alpha1
+kind: WasmPlugin
+metadata: {name: add-headers, namespace: istio-system}   # the gateway workload's namespace
+spec:
+  selector:
+    matchLabels: {istio: ingressgateway}
+  url: file://$1
+  pluginConfig:
+    request:
+      set: {x-env: bench}
+    response:
+      set: {x-plugin: add-headers}
+EOF
+}
+
+extra_wasm() {
+    has_target meshgate && command -v wrk >/dev/null && command -v cargo >/dev/null ||
+        { skip "wasm: needs meshgate, wrk and cargo"; return; }
+    local p
+    for p in 18150 18151 18152 18153; do port_busy "$p" && { skip "wasm: port $p is in use"; return; }; done
+    local tdir=${CARGO_TARGET_DIR:-$REPO/plugins/target}
+    local wasm="$tdir/wasm32-wasip1/release/add_headers.wasm" dir="$RESULTS/run/wasm"
+    log "extra wasm: building plugins/add-headers for wasm32-wasip1"
+    (cd "$REPO" && bounded 900 cargo build -q --release --target wasm32-wasip1 \
+        --manifest-path plugins/Cargo.toml -p add-headers) >"$RESULTS/wasm-build.log" 2>&1 ||
+        { skip "wasm: the plugin did not build (see wasm-build.log)"; return; }
+    [ -f "$wasm" ] || { skip "wasm: no $wasm after the build"; return; }
+    mkdir -p "$dir"
+    wasm_yaml "$wasm" >"$dir/config.yaml"
+    start_comp meshgate-wasm 18150 "$MESHGATE_BIN" gateway --config "$dir/config.yaml" --bind 127.0.0.1 \
+        --port-map 80=18150 --admin 127.0.0.1:18151 --health 127.0.0.1:18152 --metrics 127.0.0.1:18153 \
+        --access-log-format off
+    wait_body meshgate-wasm http://127.0.0.1:18150/ 30 || { log "the gateway with the plugin does not answer"; BROKEN=1; return; }
+    local got
+    got=$(curl -s --max-time 2 -o /dev/null -w '%header{x-plugin}' http://127.0.0.1:18150/)
+    [ "$got" = add-headers ] || { log "the plugin did not run (x-plugin: '$got')"; BROKEN=1; stop_comp meshgate-wasm; return; }
+    local d r t out line pid c0 c1 port comp
+    d=$(x_duration)
+    printf 'round\ttarget\trps\trequests\tp99_ms\terrors\tcpu_s\n' >"$RESULTS/wasm.tsv"
+    for ((r = 1; r <= ROUNDS; r++)); do
+        for t in without with; do
+            port=18110; comp=meshgate
+            [ $t = with ] && { port=18150; comp=meshgate-wasm; }
+            pid=${ROOTPID[$comp]}; out="$RESULTS/runs/wasm-r$r-$t.out"
+            c0=$(cpu_ticks "$pid")
+            bounded $((d + 20)) wrk -t1 -c"$CONNS" -d"${d}s" --latency "http://127.0.0.1:$port/" >"$out" 2>&1
+            c1=$(cpu_ticks "$pid")
+            line=$("$PY" "$BENCH/parse_run.py" wrk "$out")
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$t" "$(echo "$line" | cut -f1)" "$(echo "$line" | cut -f2)" \
+                "$(echo "$line" | cut -f5)" "$(echo "$line" | cut -f6)" \
+                "$(awk -v a=$((c1 - c0)) -v h="$CLK_TCK" 'BEGIN { printf "%.3f", a / h }')" >>"$RESULTS/wasm.tsv"
+            log "  wasm r$r $t plugin: rps=$(echo "$line" | cut -f1) errors=$(echo "$line" | cut -f6)"
+        done
+    done
+    stop_comp meshgate-wasm
+}

@@ -11,7 +11,7 @@
 #   TARGETS="direct nginx haproxy meshgate"   MODES="h1 h2c grpc fixed"
 #   CONNS=32 THREADS=1 (wrk)   H2_CLIENTS=8 H2_STREAMS=4 (h2load: 32 streams in flight)
 #   RATE=1000 RATE_CLIENTS=10 (fixed-rate mode, HTTP/1.1 via h2load --rps)
-#   EXTRAS="reload sidecar conns route"   (any subset; "" for none)
+#   EXTRAS="reload sidecar conns wasm route"   (any subset; "" for none)
 #   PROFILE=release (cargo profile) or MESHGATE_BIN=/path/to/meshgate (no build)
 #   BASELINE_BIN=/path/to/other/meshgate   adds target "baseline": the same gateway
 #       config served by another build, measured in the same interleaved rounds
@@ -30,7 +30,7 @@ REPO="$(cd "$BENCH/../.." && pwd)"
 SMOKE=${SMOKE:-0}
 if [ "$SMOKE" = 1 ]; then
     ROUNDS=${ROUNDS:-1} DURATION=${DURATION:-1} WARMUP=${WARMUP:-0} PROFILE=${PROFILE:-dev}
-    INSTALL=${INSTALL:-0} EXTRAS=${EXTRAS-"reload sidecar conns"} CONN_COUNT=${CONN_COUNT:-200}
+    INSTALL=${INSTALL:-0} EXTRAS=${EXTRAS-"reload sidecar conns wasm"} CONN_COUNT=${CONN_COUNT:-200}
 fi
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-8}
@@ -44,7 +44,7 @@ H2_CLIENTS=${H2_CLIENTS:-8}
 H2_STREAMS=${H2_STREAMS:-4}
 RATE=${RATE:-1000}
 RATE_CLIENTS=${RATE_CLIENTS:-10}
-EXTRAS=${EXTRAS-"reload sidecar conns route"}
+EXTRAS=${EXTRAS-"reload sidecar conns wasm route"}
 CONN_COUNT=${CONN_COUNT:-1000}
 PROFILE=${PROFILE:-release}
 WORKERS=${WORKERS:-}
@@ -134,6 +134,7 @@ for x in $EXTRAS; do
         reload) extra_reload ;;
         sidecar) extra_sidecar ;;
         conns) extra_conns ;;
+        wasm) extra_wasm ;;
         route) extra_route ;;
         *) log "unknown extra '$x'" ;;
     esac

@@ -127,7 +127,7 @@ def main():
     sc = sidecar_table(load(d / "sidecar.tsv"))
     text += ["", "Targets (docs/performance.md)"]
     md += ["", "**Targets**", ""]
-    for line in targets_report(S, extras, sc[2] if sc else None):
+    for line in targets_report(S, extras, sc[2] if sc else None) + wasm_report(load(d / "wasm.tsv")):
         text.append("  " + line)
         md.append("- " + line)
     skipped = [l.split(": ", 1)[1] for l in env.splitlines() if l.startswith("skipped: ")]
@@ -183,6 +183,19 @@ def sidecar_table(rows):
     added = {k: med["pair"][k] - med["direct"][k] for k in ("p50_ms", "p90_ms", "p99_ms")}
     return table(["path", "req/s", "p50 ms", "p90 ms", "p99 ms", "added p50", "added p90", "added p99",
                   "pair CPU-µs/req", "RSS MiB client/server", "errors"], out) + (added,)
+
+
+def wasm_report(rows):
+    """The header-adding plugin: req/s with/without (medians) and CPU-µs/req of each."""
+    by = {t: [r for r in rows if r["target"] == t] for t in ("without", "with")}
+    if not by["without"] or not by["with"]:
+        return []
+    rps = {t: st.median(num(r["rps"]) for r in v) for t, v in by.items()}
+    cpu = {t: 1e6 * sum(num(r["cpu_s"]) for r in v) / max(1.0, sum(num(r["requests"]) for r in v)) for t, v in by.items()}
+    errors = sum(int(num(r["errors"])) for v in by.values() for r in v)
+    return [f"#7 header-adding wasm plugin (plugins/add-headers): req/s {rps['with']:.0f} with vs {rps['without']:.0f} without "
+            f"({rps['with'] / rps['without']:.2f}×); CPU-µs/req {cpu['with']:.1f} vs {cpu['without']:.1f} "
+            f"({cpu['with'] - cpu['without']:+.1f} µs per request; target ≤ 3 µs); errors {errors}"]
 
 
 def targets_report(S, x, sidecar_added):
