@@ -313,7 +313,7 @@ mod tests {
             uri: None,
             authority: None,
             uri_regex: Some((
-                regex::Regex::new("^/service/([^/]+)(/.*)$").unwrap(),
+                regex::Regex::new("^/service/([^/]+)(/.*)$").unwrap().into(),
                 "${2}/instance/${1}".into(),
             )),
         };

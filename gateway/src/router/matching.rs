@@ -316,7 +316,7 @@ mod tests {
     use crate::router::testing::request;
 
     fn re(r: &str) -> Matcher {
-        Matcher::Regex(Regex::new(&format!("^(?:{r})$")).unwrap())
+        Matcher::Regex(Regex::new(&format!("^(?:{r})$")).unwrap().into())
     }
     use regex::Regex;
 

@@ -3,11 +3,9 @@
 
 use std::collections::HashMap;
 
-use regex::Regex;
-
 use super::{problem, Checked, CODE_INVALID, CODE_REGEX};
 use crate::config::{HttpMatchRequest, StringMatch};
-use crate::router::snapshot::{Matcher, RequestMatch};
+use crate::router::snapshot::{Matcher, RequestMatch, SharedRegex};
 
 /// Regexes by pattern. Many VirtualServices repeat patterns, and a reload mostly
 /// repeats the previous config's: each distinct pattern is built once and kept while
@@ -16,7 +14,7 @@ use crate::router::snapshot::{Matcher, RequestMatch};
 #[derive(Default)]
 pub(super) struct RegexCache {
     /// Patterns the compile in progress uses.
-    current: HashMap<String, Regex>,
+    current: HashMap<String, SharedRegex>,
 }
 
 /// Bounds what one user pattern may cost in memory (the regex crate's own limit is 10x).
@@ -25,10 +23,11 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// Below this many new patterns, threads cost more than they save.
 const PARALLEL_MIN: usize = 64;
 
-fn build(pattern: &str) -> Result<Regex, regex::Error> {
+fn build(pattern: &str) -> Result<SharedRegex, regex::Error> {
     regex::RegexBuilder::new(pattern)
         .size_limit(REGEX_SIZE_LIMIT)
         .build()
+        .map(SharedRegex::new)
 }
 
 pub(super) fn anchor(re: &str) -> String {
@@ -68,7 +67,7 @@ impl RegexCache {
             return;
         }
         let chunk = todo.len().div_ceil(threads);
-        let built: Vec<Vec<(String, Regex)>> = std::thread::scope(|scope| {
+        let built: Vec<Vec<(String, SharedRegex)>> = std::thread::scope(|scope| {
             let handles: Vec<_> = todo
                 .chunks(chunk)
                 .map(|part| {
@@ -85,16 +84,21 @@ impl RegexCache {
     }
 
     /// `re` anchored as `^(?:re)$`, so it must match the whole string as in Istio.
-    pub fn anchored(&self, re: &str, field: &dyn Fn() -> String) -> Checked<Regex> {
+    pub fn anchored(&self, re: &str, field: &dyn Fn() -> String) -> Checked<SharedRegex> {
         self.get(&anchor(re), re, field)
     }
 
     /// `re` as written (for `uriRegexRewrite`, which replaces every match).
-    pub fn unanchored(&self, re: &str, field: &dyn Fn() -> String) -> Checked<Regex> {
+    pub fn unanchored(&self, re: &str, field: &dyn Fn() -> String) -> Checked<SharedRegex> {
         self.get(re, re, field)
     }
 
-    fn get(&self, pattern: &str, written: &str, field: &dyn Fn() -> String) -> Checked<Regex> {
+    fn get(
+        &self,
+        pattern: &str,
+        written: &str,
+        field: &dyn Fn() -> String,
+    ) -> Checked<SharedRegex> {
         if let Some(r) = self.current.get(pattern) {
             return Ok(r.clone());
         }
