@@ -35,9 +35,9 @@ pub struct TlsStream {
     pub negotiated_h2: bool,
 }
 
-/// Originates TLS to an endpoint (`DestinationRule.trafficPolicy.tls`). The built-in
-/// [`super::BuiltinTlsConnector`] does SIMPLE and MUTUAL from files; mesh identity
-/// (ISTIO_MUTUAL) and `credentialName` plug in here.
+/// Originates TLS to an endpoint (`DestinationRule.trafficPolicy.tls`). The proxies
+/// plug in `mesh::upstream::MeshTlsConnector`: SIMPLE and MUTUAL from files or
+/// `credentialName`, and ISTIO_MUTUAL with the workload's mesh identity.
 pub trait UpstreamTlsConnector: Send + Sync + 'static {
     /// `alpn` lists the protocols to offer, most preferred first.
     fn connect<'a>(

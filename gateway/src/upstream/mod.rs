@@ -18,7 +18,6 @@ mod metrics;
 mod outlier;
 mod pool;
 mod send;
-mod tls;
 mod wire;
 
 use std::collections::HashMap;
@@ -44,7 +43,6 @@ pub use connect::{
 pub use error::{OverflowKind, UpstreamError};
 pub use guards::RetryGuard;
 pub use pool::DEFAULT_IDLE_TIMEOUT;
-pub use tls::BuiltinTlsConnector;
 
 use cluster::{limit, ClusterState};
 
@@ -94,18 +92,9 @@ pub struct ClusterManager {
     tls: Arc<dyn UpstreamTlsConnector>,
 }
 
-impl Default for ClusterManager {
-    fn default() -> Self {
-        ClusterManager::new()
-    }
-}
-
 impl ClusterManager {
-    /// A manager originating TLS with [`BuiltinTlsConnector`].
-    pub fn new() -> ClusterManager {
-        ClusterManager::with_tls_connector(Arc::new(BuiltinTlsConnector::new()))
-    }
-
+    /// `tls` originates TLS where a DestinationRule asks for it (the proxies use
+    /// `mesh::upstream::MeshTlsConnector`: ISTIO_MUTUAL, SIMPLE and MUTUAL).
     pub fn with_tls_connector(tls: Arc<dyn UpstreamTlsConnector>) -> ClusterManager {
         ClusterManager {
             clusters: DashMap::with_hasher(RandomState::default()),

@@ -14,7 +14,9 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use meshgate::mesh::upstream::MeshTlsConnector;
 use meshgate::router::snapshot::{Cluster, ClusterPolicy, Endpoint, UpstreamProtocol};
+use meshgate::tls::CredentialStore;
 use meshgate::upstream::{ClusterManager, SendContext, UpstreamError, UpstreamInfo};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -188,7 +190,11 @@ pub fn http1(endpoints: &[SocketAddr], policy: ClusterPolicy) -> Arc<Cluster> {
 }
 
 pub fn manager_with(clusters: &[&Arc<Cluster>]) -> ClusterManager {
-    let mgr = ClusterManager::new();
+    // The connector the gateway and sidecars use (SIMPLE/MUTUAL from files here).
+    let mgr = ClusterManager::with_tls_connector(Arc::new(MeshTlsConnector::new(
+        None,
+        CredentialStore::without_root(),
+    )));
     let map: HashMap<_, _> = clusters
         .iter()
         .map(|c| (c.name.clone(), Arc::clone(c)))
