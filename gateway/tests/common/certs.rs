@@ -77,12 +77,33 @@ impl Ca {
 /// mounted secret update would (key first, so a reader never pairs a new cert with an
 /// old key for long).
 pub fn write_credential(root: &Path, name: &str, leaf: &Leaf, ca: Option<&Ca>) {
+    write_credential_files(root, name, leaf, ca, false);
+}
+
+/// [`write_credential`], or with Istio's `cert`/`key`/`cacert` names when `istio_names`.
+pub fn write_credential_files(
+    root: &Path,
+    name: &str,
+    leaf: &Leaf,
+    ca: Option<&Ca>,
+    istio_names: bool,
+) {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).unwrap();
-    super::write_atomic(&dir.join("tls.key"), &leaf.key_pem);
-    super::write_atomic(&dir.join("tls.crt"), &leaf.cert_pem);
+    let (c, k, a) = if istio_names {
+        ("cert", "key", "cacert")
+    } else {
+        ("tls.crt", "tls.key", "ca.crt")
+    };
+    let write = |file: &str, contents: &str| {
+        let tmp = dir.join(format!(".{file}.tmp{}", fastrand::u32(..)));
+        std::fs::write(&tmp, contents).unwrap();
+        std::fs::rename(&tmp, dir.join(file)).unwrap();
+    };
+    write(k, &leaf.key_pem);
+    write(c, &leaf.cert_pem);
     if let Some(ca) = ca {
-        super::write_atomic(&dir.join("ca.crt"), &ca.pem());
+        write(a, &ca.pem());
     }
 }
 

@@ -7,17 +7,17 @@ use crate::support::*;
 
 struct Setup {
     _creds: TempDir,
-    ca: TestCa,
+    ca: Ca,
     srv: TestServer,
 }
 
 async fn setup(mode: ServerTlsMode) -> Setup {
     let creds = TempDir::new("mutual");
-    let ca = TestCa::new("test root");
-    write_credential(
+    let ca = Ca::new("test root");
+    write_credential_files(
         creds.path(),
         "web",
-        &ca.server_leaf(&["web.example.com"]),
+        &ca.server(&["web.example.com"]),
         Some(&ca),
         false,
     );
@@ -57,13 +57,13 @@ async fn mutual_without_client_certificate_fails_in_the_handshake_promptly() {
 #[tokio::test]
 async fn mutual_accepts_a_certificate_from_the_ca_and_rejects_another_ca() {
     let mut s = setup(ServerTlsMode::Mutual).await;
-    let good = s.ca.client_leaf("client.example.com");
+    let good = s.ca.client("client.example.com");
     session(&mut s, Some(&good)).await.unwrap();
     let info = s.srv.next_result().await.unwrap();
     assert_eq!(info.peer_certs.len(), 1);
     assert_eq!(info.peer_certs[0], good.der);
 
-    let stranger = TestCa::new("other root").client_leaf("client.example.com");
+    let stranger = Ca::new("other root").client("client.example.com");
     assert!(session(&mut s, Some(&stranger)).await.is_err());
     let err = s.srv.next_result().await.unwrap_err();
     assert!(
@@ -78,14 +78,14 @@ async fn optional_mutual_verifies_a_certificate_only_when_given() {
     session(&mut s, None).await.unwrap();
     assert!(s.srv.next_result().await.unwrap().peer_certs.is_empty());
 
-    let good = s.ca.client_leaf("client.example.com");
+    let good = s.ca.client("client.example.com");
     session(&mut s, Some(&good)).await.unwrap();
     assert_eq!(
         s.srv.next_result().await.unwrap().peer_certs,
         vec![good.der]
     );
 
-    let stranger = TestCa::new("other root").client_leaf("client.example.com");
+    let stranger = Ca::new("other root").client("client.example.com");
     assert!(session(&mut s, Some(&stranger)).await.is_err());
     assert!(s.srv.next_result().await.is_err());
 }
@@ -93,11 +93,11 @@ async fn optional_mutual_verifies_a_certificate_only_when_given() {
 #[tokio::test]
 async fn mutual_without_a_ca_file_is_an_error_naming_it() {
     let creds = TempDir::new("noca");
-    let ca = TestCa::new("test root");
-    write_credential(
+    let ca = Ca::new("test root");
+    write_credential_files(
         creds.path(),
         "web",
-        &ca.server_leaf(&["web.example.com"]),
+        &ca.server(&["web.example.com"]),
         None,
         false,
     );
@@ -113,11 +113,11 @@ async fn mutual_without_a_ca_file_is_an_error_naming_it() {
 #[tokio::test]
 async fn a_separate_cacert_credential_is_used_for_mutual() {
     let creds = TempDir::new("cacert");
-    let ca = TestCa::new("test root");
-    write_credential(
+    let ca = Ca::new("test root");
+    write_credential_files(
         creds.path(),
         "web",
-        &ca.server_leaf(&["web.example.com"]),
+        &ca.server(&["web.example.com"]),
         None,
         false,
     );
@@ -133,7 +133,7 @@ async fn a_separate_cacert_credential_is_used_for_mutual() {
         _creds: creds,
         ca,
     };
-    let good = s.ca.client_leaf("client.example.com");
+    let good = s.ca.client("client.example.com");
     session(&mut s, Some(&good)).await.unwrap();
     assert!(session(&mut s, None).await.is_err());
 }

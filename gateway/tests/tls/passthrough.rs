@@ -60,12 +60,12 @@ async fn gateway(
 #[tokio::test]
 async fn passthrough_routes_on_the_peeked_sni_and_replays_the_hello() {
     let creds = TempDir::new("passthrough");
-    let backend_ca = TestCa::new("backend root");
-    let gateway_ca = TestCa::new("gateway root");
-    let backend_leaf = backend_ca.server_leaf(&["p.example.com"]);
-    let gateway_leaf = gateway_ca.server_leaf(&["t.example.com"]);
-    write_credential(creds.path(), "backend", &backend_leaf, None, false);
-    write_credential(creds.path(), "t", &gateway_leaf, None, false);
+    let backend_ca = Ca::new("backend root");
+    let gateway_ca = Ca::new("gateway root");
+    let backend_leaf = backend_ca.server(&["p.example.com"]);
+    let gateway_leaf = gateway_ca.server(&["t.example.com"]);
+    write_credential_files(creds.path(), "backend", &backend_leaf, None, false);
+    write_credential_files(creds.path(), "t", &gateway_leaf, None, false);
     let store = CredentialStore::new(creds.path());
     let backend = serve(
         SniAcceptor::new(

@@ -8,12 +8,12 @@ use crate::support::*;
 #[tokio::test]
 async fn sni_chooses_the_server_and_its_certificate() {
     let creds = TempDir::new("sni");
-    let ca = TestCa::new("test root");
-    let a = ca.server_leaf(&["a.example.com"]);
-    let b = ca.server_leaf(&["*.b.example.com"]);
-    write_credential(creds.path(), "a-cred", &a, None, false);
+    let ca = Ca::new("test root");
+    let a = ca.server(&["a.example.com"]);
+    let b = ca.server(&["*.b.example.com"]);
+    write_credential_files(creds.path(), "a-cred", &a, None, false);
     // Istio's generic secret keys (cert/key) work too.
-    write_credential(creds.path(), "b-cred", &b, None, true);
+    write_credential_files(creds.path(), "b-cred", &b, None, true);
     let acceptor = SniAcceptor::new(
         vec![
             server(&["a.example.com"], policy(ServerTlsMode::Simple, "a-cred")),
@@ -61,9 +61,9 @@ async fn sni_chooses_the_server_and_its_certificate() {
 #[tokio::test]
 async fn replacing_the_files_rotates_the_certificate_for_new_handshakes() {
     let creds = TempDir::new("rotate");
-    let ca = TestCa::new("test root");
-    let first = ca.server_leaf(&["web.example.com"]);
-    write_credential(creds.path(), "web", &first, None, false);
+    let ca = Ca::new("test root");
+    let first = ca.server(&["web.example.com"]);
+    write_credential_files(creds.path(), "web", &first, None, false);
     let acceptor = SniAcceptor::new(
         vec![server(&["*"], policy(ServerTlsMode::Simple, "web"))],
         CredentialStore::new(creds.path()),
@@ -77,8 +77,8 @@ async fn replacing_the_files_rotates_the_certificate_for_new_handshakes() {
     ping(&mut before).await.unwrap();
     assert_eq!(server_leaf(&before), first.der);
 
-    let second = ca.server_leaf(&["web.example.com"]);
-    write_credential(creds.path(), "web", &second, None, false);
+    let second = ca.server(&["web.example.com"]);
+    write_credential_files(creds.path(), "web", &second, None, false);
     let start = Instant::now();
     loop {
         let mut conn = connect(srv.addr, config.clone(), "web.example.com")
@@ -103,9 +103,9 @@ async fn replacing_the_files_rotates_the_certificate_for_new_handshakes() {
 #[tokio::test]
 async fn a_broken_rotation_keeps_the_last_good_certificate_and_errors_name_the_path() {
     let creds = TempDir::new("broken");
-    let ca = TestCa::new("test root");
-    let good = ca.server_leaf(&["web.example.com"]);
-    write_credential(creds.path(), "web", &good, None, false);
+    let ca = Ca::new("test root");
+    let good = ca.server(&["web.example.com"]);
+    write_credential_files(creds.path(), "web", &good, None, false);
     let store = CredentialStore::with_check_interval(creds.path(), Duration::ZERO);
     let acceptor = SniAcceptor::new(
         vec![
@@ -150,11 +150,11 @@ async fn a_broken_rotation_keeps_the_last_good_certificate_and_errors_name_the_p
 #[tokio::test]
 async fn a_tls13_only_server_refuses_tls12_clients() {
     let creds = TempDir::new("tls13");
-    let ca = TestCa::new("test root");
-    write_credential(
+    let ca = Ca::new("test root");
+    write_credential_files(
         creds.path(),
         "web",
-        &ca.server_leaf(&["web.example.com"]),
+        &ca.server(&["web.example.com"]),
         None,
         false,
     );

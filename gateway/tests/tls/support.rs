@@ -1,4 +1,5 @@
-//! Test helpers: a throwaway folder, an rcgen CA, TLS servers and clients on 127.0.0.1.
+//! Test helpers: a throwaway folder, TLS servers and clients on 127.0.0.1 (certificates
+//! from tests/common/certs.rs).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -6,10 +7,6 @@ use std::sync::Arc;
 
 use meshgate::router::snapshot::{ServerTlsMode, ServerTlsPolicy};
 use meshgate::tls::{HandshakeInfo, SniAcceptor, TlsServer};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
-};
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::ClientConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -39,90 +36,11 @@ impl Drop for TempDir {
     }
 }
 
-pub struct TestCa {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-/// A leaf certificate and key as PEM, with the DER of the certificate.
-pub struct Leaf {
-    pub cert_pem: String,
-    pub key_pem: String,
-    pub der: CertificateDer<'static>,
-}
-
-impl TestCa {
-    pub fn new(name: &str) -> Self {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::default();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let cert = params.self_signed(&key).unwrap();
-        TestCa { cert, key }
-    }
-
-    pub fn pem(&self) -> String {
-        self.cert.pem()
-    }
-
-    pub fn der(&self) -> CertificateDer<'static> {
-        self.cert.der().clone()
-    }
-
-    pub fn server_leaf(&self, names: &[&str]) -> Leaf {
-        self.leaf(names, ExtendedKeyUsagePurpose::ServerAuth)
-    }
-
-    pub fn client_leaf(&self, name: &str) -> Leaf {
-        self.leaf(&[name], ExtendedKeyUsagePurpose::ClientAuth)
-    }
-
-    fn leaf(&self, names: &[&str], usage: ExtendedKeyUsagePurpose) -> Leaf {
-        let key = KeyPair::generate().unwrap();
-        let mut params =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-                .unwrap();
-        params.extended_key_usages = vec![usage];
-        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
-        Leaf {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            der: cert.der().clone(),
-        }
-    }
-}
-
-/// Writes `DIR/NAME/{tls.crt,tls.key[,ca.crt]}` (or Istio's `cert`/`key`/`cacert`), each
-/// file replaced by rename as a secret mount update would.
-pub fn write_credential(
-    root: &Path,
-    name: &str,
-    leaf: &Leaf,
-    ca: Option<&TestCa>,
-    istio_names: bool,
-) {
-    let dir = root.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let (c, k, a) = if istio_names {
-        ("cert", "key", "cacert")
-    } else {
-        ("tls.crt", "tls.key", "ca.crt")
-    };
-    let write = |file: &str, contents: &str| {
-        let tmp = dir.join(format!(".{file}.tmp"));
-        std::fs::write(&tmp, contents).unwrap();
-        std::fs::rename(&tmp, dir.join(file)).unwrap();
-    };
-    write(k, &leaf.key_pem);
-    write(c, &leaf.cert_pem);
-    if let Some(ca) = ca {
-        write(a, &ca.pem());
-    }
-}
+// The same rcgen CA, leaves and credential folders as the e2e tests.
+#[allow(dead_code)]
+#[path = "../common/certs.rs"]
+mod certs;
+pub use certs::{write_credential_files, Ca, Leaf};
 
 pub fn policy(mode: ServerTlsMode, credential: &str) -> ServerTlsPolicy {
     ServerTlsPolicy {

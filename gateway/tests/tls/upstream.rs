@@ -34,11 +34,11 @@ async fn dial(
 #[tokio::test]
 async fn simple_verifies_against_the_ca_file_names_and_sans() {
     let dir = TempDir::new("upstream");
-    let ca = TestCa::new("upstream root");
-    write_credential(
+    let ca = Ca::new("upstream root");
+    write_credential_files(
         dir.path(),
         "up",
-        &ca.server_leaf(&["up.example.com"]),
+        &ca.server(&["up.example.com"]),
         None,
         false,
     );
@@ -97,7 +97,7 @@ async fn simple_verifies_against_the_ca_file_names_and_sans() {
     // An unknown CA fails, unless verification is switched off.
     let mut other = upstream(UpstreamTlsMode::Simple);
     let other_ca = dir.path().join("other-ca.pem");
-    std::fs::write(&other_ca, TestCa::new("other").pem()).unwrap();
+    std::fs::write(&other_ca, Ca::new("other").pem()).unwrap();
     other.ca_certificates = Some(other_ca.display().to_string());
     let config = client_config(&other, &store, &[]).unwrap();
     assert!(dial(
@@ -129,16 +129,16 @@ async fn simple_verifies_against_the_ca_file_names_and_sans() {
 #[tokio::test]
 async fn mutual_presents_the_credential_certificate() {
     let dir = TempDir::new("upstream-mutual");
-    let ca = TestCa::new("mesh-less root");
-    write_credential(
+    let ca = Ca::new("mesh-less root");
+    write_credential_files(
         dir.path(),
         "server",
-        &ca.server_leaf(&["up.example.com"]),
+        &ca.server(&["up.example.com"]),
         Some(&ca),
         false,
     );
-    let client_leaf = ca.client_leaf("gateway.example.com");
-    write_credential(dir.path(), "client", &client_leaf, Some(&ca), false);
+    let client_leaf = ca.client("gateway.example.com");
+    write_credential_files(dir.path(), "client", &client_leaf, Some(&ca), false);
     let store = CredentialStore::new(dir.path());
     let mut srv = serve(
         SniAcceptor::new(
